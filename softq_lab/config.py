@@ -1,0 +1,263 @@
+"""The run's typed config: built from Hydra's DictConfig at the edge, validated before anything runs.
+
+Every user mistake becomes one `ConfigError` whose message names the key, the value and what is
+allowed, e.g. `tau=-1.0: must be a number >= 0`. Deeper code sees only these frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import optax
+
+from softq_lab import networks, operators
+
+
+class ConfigError(ValueError):
+    """A config value a run cannot use; the message is the one line shown to the user."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    id: str
+    name: str
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    max_episode_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class ExplorationConfig:
+    eps_start: float = 1.0
+    eps_end: float = 0.01
+    eps_decay_steps: int = 10_000
+    tau: float | None = None  # None: the learner's tau
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every: int = 10_000
+    episodes: int = 10
+    seed: int = 10_000
+
+
+@dataclass(frozen=True)
+class WandbConfig:
+    mode: str = "offline"
+    project: str = "softq-lab"
+    entity: str | None = None
+    group: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoggerConfig:
+    every: int = 1000
+    progress: str = "auto"
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    env: EnvConfig
+    network: networks.NetworkSpec
+    network_name: str
+    seed: int
+    total_steps: int
+    n_step: int
+    gamma: float
+    tau: float
+    operator: str
+    double: bool
+    entropy_bonus: bool
+    lr: float
+    lr_schedule: str
+    batch_size: int
+    loss: str
+    buffer_capacity: int
+    learning_starts: int
+    train_every: int
+    train_updates: int
+    polyak: float
+    target_period: int
+    optimizer: str
+    optimizer_kwargs: tuple[tuple[str, Any], ...]
+    max_grad_norm: float | None
+    exploration: ExplorationConfig
+    eval: EvalConfig
+    logger: LoggerConfig
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate after `step` env steps under `lr_schedule`."""
+        if self.lr_schedule == "linear":
+            return self.lr * max(0.0, 1.0 - step / self.total_steps)
+        return self.lr
+
+    @property
+    def behaviour_tau(self) -> float:
+        """τ_π of the behaviour policy: its own if set, else the learner's τ."""
+        return self.tau if self.exploration.tau is None else self.exploration.tau
+
+
+# --- checks: each returns the value or raises ConfigError naming key, value and what is allowed ---
+
+
+def _number(
+    key: str, value: Any, lo: float | None = None, hi: float | None = None, lo_open: bool = False
+) -> float:
+    bounds = []
+    if lo is not None:
+        bounds.append(f"{'>' if lo_open else '>='} {lo:g}")
+    if hi is not None:
+        bounds.append(f"<= {hi:g}")
+    allowed = "a number" + (" " + " and ".join(bounds) if bounds else "")
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ConfigError(f"{key}={value!r}: must be {allowed}")
+    if (lo is not None and (value <= lo if lo_open else value < lo)) or (
+        hi is not None and value > hi
+    ):
+        raise ConfigError(f"{key}={value!r}: must be {allowed}")
+    return float(value)
+
+
+def _integer(key: str, value: Any, lo: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ConfigError(f"{key}={value!r}: must be an integer >= {lo}")
+    return int(value)
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...] | list[str]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r}: must be one of {', '.join(map(str, allowed))}")
+    return value
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r}: must be true or false")
+    return value
+
+
+def _mapping(key: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}={value!r}: must be a mapping, e.g. {{name: value}}")
+    return dict(value)
+
+
+def _optimizer(name: Any, kwargs: dict[str, Any]) -> str:
+    factory = getattr(optax, name, None) if isinstance(name, str) else None
+    if not callable(factory):
+        raise ConfigError(
+            f"optim.name={name!r}: must be an optax optimizer alias, e.g. adam, adamw, sgd, rmsprop"
+        )
+    try:
+        factory(learning_rate=1.0, **kwargs)
+    except TypeError as err:
+        raise ConfigError(f"optim.kwargs={kwargs!r}: not accepted by optax.{name}: {err}") from None
+    return name
+
+
+def from_dict(cfg: Mapping[str, Any]) -> RunConfig:
+    """Validate a resolved config (plain nested dicts) and return its typed form."""
+    env, net, buf, train, target = (
+        cfg["env"],
+        cfg["network"],
+        cfg["buffer"],
+        cfg["train"],
+        cfg["target"],
+    )
+    optim, explore, ev, log = cfg["optim"], cfg["exploration"], cfg["eval"], cfg["logger"]
+
+    if not isinstance(env["id"], str) or not env["id"]:
+        raise ConfigError(f"env.id={env['id']!r}: must be a gymnasium id, e.g. CartPole-v1")
+    max_episode_steps = env.get("max_episode_steps")
+    if max_episode_steps is not None:
+        max_episode_steps = _integer("env.max_episode_steps", max_episode_steps)
+
+    hidden = net["hidden_sizes"]
+    if not isinstance(hidden, list | tuple):
+        raise ConfigError(f"network.hidden_sizes={hidden!r}: must be a list of integers >= 1")
+    network = networks.NetworkSpec(
+        type=int(_choice("network.type", net["type"], (1, 2))),
+        hidden_sizes=tuple(_integer("network.hidden_sizes", h) for h in hidden),
+        activation=_choice("network.activation", net["activation"], list(networks.ACTIVATIONS)),
+        use_bias=_flag("network.use_bias", net["use_bias"]),
+        init=_choice("network.init", net["init"], networks.INITS),
+    )
+
+    operator = _choice("operator", cfg["operator"], [k for k in operators.OPERATORS if k != "hard"])
+    double = _flag("double", cfg["double"])
+    if double and operator not in ("soft", "boltzmann"):
+        raise ConfigError(f"operator={operator!r}: double=true supports soft and boltzmann")
+
+    batch_size = _integer("batch_size", cfg["batch_size"])
+    capacity = _integer("buffer.capacity", buf["capacity"])
+    if batch_size > capacity:
+        raise ConfigError(f"batch_size={batch_size}: must be <= buffer.capacity ({capacity})")
+
+    max_grad_norm = optim.get("max_grad_norm")
+    if max_grad_norm is not None:
+        max_grad_norm = _number("optim.max_grad_norm", max_grad_norm, lo=0, lo_open=True)
+    optimizer_kwargs = _mapping("optim.kwargs", optim.get("kwargs"))
+
+    wandb = log["wandb"]
+    explore_tau = explore.get("tau")
+    return RunConfig(
+        env=EnvConfig(
+            id=env["id"],
+            name=str(env.get("name") or env["id"]),
+            kwargs=tuple(sorted(_mapping("env.kwargs", env.get("kwargs")).items())),
+            max_episode_steps=max_episode_steps,
+        ),
+        network=network,
+        network_name=str(net.get("name", f"type{network.type}")),
+        seed=_integer("seed", cfg["seed"], lo=0),
+        total_steps=_integer("total_steps", cfg["total_steps"]),
+        n_step=_integer("n_step", cfg["n_step"]),
+        gamma=_number("gamma", cfg["gamma"], 0, 1),
+        tau=_number("tau", cfg["tau"], lo=0),
+        operator=operator,
+        double=double,
+        entropy_bonus=_flag("entropy_bonus", cfg["entropy_bonus"]),
+        lr=_number("lr", cfg["lr"], lo=0, lo_open=True),
+        lr_schedule=_choice("lr_schedule", cfg["lr_schedule"], ("constant", "linear")),
+        batch_size=batch_size,
+        loss=_choice("loss", cfg["loss"], ("huber", "mse")),
+        buffer_capacity=capacity,
+        learning_starts=_integer("buffer.learning_starts", buf["learning_starts"], lo=0),
+        train_every=_integer("train.every", train["every"]),
+        train_updates=_integer("train.updates", train["updates"]),
+        polyak=_number("target.polyak", target["polyak"], 0, 1, lo_open=True),
+        target_period=_integer("target.period", target["period"], lo=0),
+        optimizer=_optimizer(optim["name"], optimizer_kwargs),
+        optimizer_kwargs=tuple(sorted(optimizer_kwargs.items())),
+        max_grad_norm=max_grad_norm,
+        exploration=ExplorationConfig(
+            eps_start=_number("exploration.eps_start", explore["eps_start"], 0, 1),
+            eps_end=_number("exploration.eps_end", explore["eps_end"], 0, 1),
+            eps_decay_steps=_integer(
+                "exploration.eps_decay_steps", explore["eps_decay_steps"], lo=0
+            ),
+            tau=None if explore_tau is None else _number("exploration.tau", explore_tau, lo=0),
+        ),
+        eval=EvalConfig(
+            every=_integer("eval.every", ev["every"]),
+            episodes=_integer("eval.episodes", ev["episodes"]),
+            seed=_integer("eval.seed", ev["seed"], lo=0),
+        ),
+        logger=LoggerConfig(
+            every=_integer("logger.every", log["every"]),
+            progress=_choice("logger.progress", log["progress"], ("auto", "on", "off")),
+            wandb=WandbConfig(
+                mode=_choice("logger.wandb.mode", wandb["mode"], ("offline", "online", "disabled")),
+                project=str(wandb["project"]),
+                entity=wandb.get("entity"),
+                group=wandb.get("group"),
+                tags=tuple(str(t) for t in wandb.get("tags") or ()),
+            ),
+        ),
+    )

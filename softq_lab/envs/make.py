@@ -1,0 +1,64 @@
+"""Gymnasium envs as the learner sees them: discrete actions, flat float32 observations.
+
+Box observations are flattened; Discrete (and Tuple/MultiDiscrete) ones become one-hot vectors, so the
+toy-text envs (FrozenLake, CliffWalking, Taxi) work with any network and the `tabular` network is a
+lookup table.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import FlattenObservation
+
+import softq_lab.envs  # noqa: F401  (registers softq-lab's own envs, e.g. MaxBias-v0)
+from softq_lab.config import ConfigError, EnvConfig
+
+
+class Float32Observation(gym.ObservationWrapper):
+    """Cast observations to float32 (one-hot vectors from FlattenObservation are int64)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        self.observation_space = gym.spaces.Box(
+            space.low.astype(np.float32), space.high.astype(np.float32), dtype=np.float32
+        )
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.asarray(observation, np.float32)
+
+
+def check_id(env_id: str) -> None:
+    """Raise ConfigError unless `env_id` is a registered gymnasium id."""
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as err:
+        raise ConfigError(
+            f"env.id={env_id!r}: not a registered gymnasium id ({err}); "
+            "e.g. CartPole-v1, Acrobot-v1, FrozenLake-v1, MaxBias-v0"
+        ) from None
+
+
+def make(cfg: EnvConfig) -> gym.Env:
+    """A new env for `cfg`; ConfigError for unknown ids, bad kwargs or non-discrete actions."""
+    check_id(cfg.id)
+    extra = {} if cfg.max_episode_steps is None else {"max_episode_steps": cfg.max_episode_steps}
+    try:
+        env = gym.make(cfg.id, **dict(cfg.kwargs), **extra)
+    except TypeError as err:
+        raise ConfigError(
+            f"env.kwargs={dict(cfg.kwargs)!r}: not accepted by {cfg.id}: {err}"
+        ) from None
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        env.close()
+        raise ConfigError(
+            f"env.id={cfg.id!r}: action space {env.action_space} is not Discrete; "
+            "softq-lab needs discrete actions"
+        )
+    if (
+        not isinstance(env.observation_space, gym.spaces.Box)
+        or len(env.observation_space.shape) != 1
+    ):
+        env = FlattenObservation(env)
+    return Float32Observation(env)
