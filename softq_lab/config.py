@@ -41,6 +41,7 @@ class EvalConfig:
     every: int = 10_000
     episodes: int = 10
     seed: int = 10_000
+    diagnostics_policy: str = "target"  # target (Boltzmann for τ > 0) | greedy
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class RunConfig:
     gamma: float
     tau: float
     operator: str
-    double: bool
+    double: str  # none | target | twin
     entropy_bonus: bool
     lr: float
     lr_schedule: str
@@ -190,9 +191,12 @@ def from_dict(cfg: Mapping[str, Any]) -> RunConfig:
     )
 
     operator = _choice("operator", cfg["operator"], [k for k in operators.OPERATORS if k != "hard"])
-    double = _flag("double", cfg["double"])
-    if double and operator not in ("soft", "boltzmann"):
-        raise ConfigError(f"operator={operator!r}: double=true supports soft and boltzmann")
+    double = cfg["double"]
+    if isinstance(double, bool):  # `double=true` is Double DQN
+        double = "target" if double else "none"
+    double = _choice("double", double, ("none", "target", "twin"))
+    if double != "none" and operator not in ("soft", "boltzmann"):
+        raise ConfigError(f"operator={operator!r}: double={double} supports soft and boltzmann")
 
     batch_size = _integer("batch_size", cfg["batch_size"])
     capacity = _integer("buffer.capacity", buf["capacity"])
@@ -248,6 +252,9 @@ def from_dict(cfg: Mapping[str, Any]) -> RunConfig:
             every=_integer("eval.every", ev["every"]),
             episodes=_integer("eval.episodes", ev["episodes"]),
             seed=_integer("eval.seed", ev["seed"], lo=0),
+            diagnostics_policy=_choice(
+                "eval.diagnostics_policy", ev["diagnostics_policy"], ("target", "greedy")
+            ),
         ),
         logger=LoggerConfig(
             every=_integer("logger.every", log["every"]),

@@ -19,6 +19,7 @@ class Episode:
     actions: list[int] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     q: list[np.ndarray] = field(default_factory=list)  # q(s_t, ·) at each step
+    final_obs: np.ndarray | None = None  # s_T, the observation the episode ended in
     terminated: bool = False  # False with `truncated` = the return is censored by a time limit
     truncated: bool = False
 
@@ -60,19 +61,19 @@ def run_episodes(
             masks[i] = info.get("action_mask")
             ep.rewards.append(float(r))
             if term or trunc:
-                ep.terminated, ep.truncated = bool(term), bool(trunc)
+                ep.terminated, ep.truncated, ep.final_obs = bool(term), bool(trunc), obs[i]
             else:
                 still.append(i)
         live = still
     return episodes
 
 
-def summarize_returns(episodes: Sequence[Episode], prefix: str = "eval") -> dict[str, float]:
-    """Mean / std of the undiscounted return and mean length."""
+def summarize_returns(episodes: Sequence[Episode], prefix: str = "eval/") -> dict[str, float]:
+    """Mean / std of the undiscounted return and mean length, as `<prefix>return_mean` etc."""
     returns = np.array([ep.ret for ep in episodes])
     lengths = np.array([ep.length for ep in episodes])
     return {
-        f"{prefix}/return_mean": float(returns.mean()),
-        f"{prefix}/return_std": float(returns.std()),
-        f"{prefix}/length_mean": float(lengths.mean()),
+        f"{prefix}return_mean": float(returns.mean()),
+        f"{prefix}return_std": float(returns.std()),
+        f"{prefix}length_mean": float(lengths.mean()),
     }

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softq_lab import evaluate, replay
+from softq_lab import diagnostics, evaluate, exact, replay
 from softq_lab.config import RunConfig
 from softq_lab.envs import make as make_env
 from softq_lab.learner import Hyper, LearnerSpec, LearnerState, make_learner
@@ -41,7 +41,8 @@ class TrainState(NamedTuple):
 
 class Compiled(NamedTuple):
     init: Callable  # (key) -> LearnerState
-    act: Callable  # (params, obs [E, d], key, eps, tau, mask) -> (actions [E], q [E, A], key)
+    act: Callable  # (LearnerState, obs [E, d], key, eps, tau, mask) -> (actions [E], q [E, A], key)
+    q_values: Callable  # (LearnerState, obs [B, d]) -> q [B, A], the q the policies act on
     store: Callable  # (TrainState, chunk) -> TrainState
     learn: Callable  # (TrainState, chunk, Hyper) -> (TrainState, mean metrics)
 
@@ -51,9 +52,9 @@ def compiled(spec: LearnerSpec, batch_size: int, updates: int) -> Compiled:
     """The jitted functions for `spec`, built once per process (runs of a sweep share them)."""
     learner = make_learner(spec)
 
-    def act(params, obs, key, epsilon, tau, mask):
+    def act(state, obs, key, epsilon, tau, mask):
         key, sub = jax.random.split(key)
-        q = learner.q_values(params, obs)
+        q = learner.q_act(state, obs)
         return select_action(sub, q, epsilon, tau, mask), q, key
 
     def store(ts: TrainState, chunk: replay.Transition) -> TrainState:
@@ -73,6 +74,7 @@ def compiled(spec: LearnerSpec, batch_size: int, updates: int) -> Compiled:
     return Compiled(
         init=jax.jit(learner.init),
         act=jax.jit(act),
+        q_values=jax.jit(learner.q_act),
         store=jax.jit(store, donate_argnums=0),
         learn=jax.jit(learn, donate_argnums=0),
     )
@@ -96,7 +98,9 @@ def learner_spec(cfg: RunConfig, env: gym.Env) -> LearnerSpec:
 
 def _chunk(steps: list[tuple]) -> replay.Transition:
     """T host-side steps -> a Transition with leaves [T, 1, ...] (one env stream)."""
-    obs, action, reward, terminated, truncated, next_obs = (np.asarray(x) for x in zip(*steps, strict=True))
+    obs, action, reward, terminated, truncated, next_obs = (
+        np.asarray(x) for x in zip(*steps, strict=True)
+    )
     return replay.Transition(
         obs=obs[:, None].astype(np.float32),
         action=action[:, None].astype(np.int32),
@@ -116,6 +120,10 @@ def _progress_bar(cfg: RunConfig) -> Any:
     return tqdm(total=cfg.total_steps, unit="step", dynamic_ncols=True, file=sys.stderr)
 
 
+def warn(message: str) -> None:
+    print(f"softq-train: warning: {message}", file=sys.stderr)
+
+
 def train(cfg: RunConfig, env: gym.Env, log: Logger) -> dict[str, float]:
     """Train on `env` for cfg.total_steps env steps, logging every record; returns the last eval."""
     eval_envs = [make_env.make(cfg.env) for _ in range(cfg.eval.episodes)]
@@ -131,14 +139,58 @@ def train(cfg: RunConfig, env: gym.Env, log: Logger) -> dict[str, float]:
         key=key_learn,
     )
 
-    def greedy(obs: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        nonlocal key_eval
-        actions, q, key_eval = fns.act(ts.learner.params, obs, key_eval, 0.0, 0.0, mask)
-        return np.asarray(actions), np.asarray(q)
+    def policy(tau: float) -> evaluate.BatchPolicy:
+        """The greedy (τ = 0) or Boltzmann(q/τ) policy of the current parameters."""
+
+        def act(obs: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+            nonlocal key_eval
+            actions, q, key_eval = fns.act(ts.learner, obs, key_eval, 0.0, tau, mask)
+            return np.asarray(actions), np.asarray(q)
+
+        return act
+
+    def q_fn(obs: np.ndarray) -> np.ndarray:
+        return np.asarray(fns.q_values(ts.learner, obs))
+
+    # Diagnostics run the target policy (Boltzmann for τ > 0) unless told to use the greedy one.
+    separate_target = cfg.tau > 0 and cfg.eval.diagnostics_policy == "target"
+    target_envs = [make_env.make(cfg.env) for _ in eval_envs] if separate_target else []
+    truth = diagnostics.ExactTruth.maybe(
+        env,
+        gamma=cfg.gamma,
+        tau=cfg.tau,
+        operator=cfg.operator,
+        n_step=cfg.n_step,
+        entropy_bonus=cfg.entropy_bonus,
+    )
+    if truth is not None and not truth.fixed.converged:
+        warn(
+            f"no fixed point of the target ({cfg.operator}, tau={cfg.tau}, gamma={cfg.gamma}) "
+            f"on {cfg.env.id}: {truth.fixed.reason}; exact/*_fixed_point is not logged"
+        )
 
     def evaluation(first: bool) -> dict[str, float]:
-        seeds = [cfg.seed + cfg.eval.seed + i for i in range(len(eval_envs))] if first else None
-        return evaluate.summarize_returns(evaluate.run_episodes(eval_envs, greedy, seeds))
+        def seeds(offset: int) -> list[int] | None:
+            return (
+                [cfg.seed + cfg.eval.seed + offset + i for i in range(len(eval_envs))]
+                if first
+                else None
+            )
+
+        greedy_eps = evaluate.run_episodes(eval_envs, policy(0.0), seeds(0))
+        record = evaluate.summarize_returns(greedy_eps)
+        target_eps = greedy_eps
+        if separate_target:
+            target_eps = evaluate.run_episodes(target_envs, policy(cfg.tau), seeds(len(eval_envs)))
+            record.update(evaluate.summarize_returns(target_eps, prefix="eval/target_"))
+        record.update(
+            diagnostics.monte_carlo(
+                target_eps, q_fn, cfg.gamma, cfg.tau, exact.get_operator(cfg.operator)
+            )
+        )
+        if truth is not None:
+            record.update(truth.errors(q_fn(np.eye(truth.n_states, dtype=np.float32))))
+        return record
 
     bar = _progress_bar(cfg)
     obs, info = env.reset(seed=cfg.seed)
@@ -157,7 +209,7 @@ def train(cfg: RunConfig, env: gym.Env, log: Logger) -> dict[str, float]:
         )
         mask = info.get("action_mask")
         action, _, key_act = fns.act(
-            ts.learner.params,
+            ts.learner,
             obs[None],
             key_act,
             epsilon,
@@ -166,6 +218,8 @@ def train(cfg: RunConfig, env: gym.Env, log: Logger) -> dict[str, float]:
         )
         action = int(action[0])
         next_obs, reward, terminated, truncated, info = env.step(action)
+        if truth is not None:
+            truth.visit(obs, action)
         pending.append((obs, action, reward, terminated, truncated, next_obs))
         ep_return += float(reward)
         ep_length += 1
@@ -217,6 +271,6 @@ def train(cfg: RunConfig, env: gym.Env, log: Logger) -> dict[str, float]:
 
     if bar is not None:
         bar.close()
-    for e in eval_envs:
+    for e in [*eval_envs, *target_envs]:
         e.close()
     return last_eval

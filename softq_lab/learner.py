@@ -13,6 +13,14 @@ One update, for a batch of n-step windows (see `replay.Window`):
     loss     = mean(huber(td_error))  or  mean(td_error² / 2)
     θ        ← θ − lr·optimizer(∇θ loss)               (optional global-norm clipping first)
     θ⁻       ← θ⁻ + c·(θ − θ⁻),  c = polyak, or 1 every `target_period` updates and 0 otherwise
+
+`double` selects how θ⁻ is used:
+- "none":   θ⁻ is a target network and V = op_τ(q_θ⁻).
+- "target": Double DQN (van Hasselt, Guez & Silver 2016): θ⁻ is a target network that evaluates the
+            online network's greedy (τ = 0) or Boltzmann choice (`operators.double_value`).
+- "twin":   Double Q-learning (van Hasselt 2010): θ and θ⁻ are two estimators trained alike; each
+            update, a fair coin picks which one learns, using the other to evaluate its own choice
+            (no target network: polyak / period are unused). Acting uses their mean.
 """
 
 from __future__ import annotations
@@ -52,9 +60,13 @@ class Hyper(NamedTuple):
 
 class LearnerState(NamedTuple):
     params: Params
-    target_params: Params
-    opt_state: optax.OptState
+    target_params: Params  # the target network, or the second estimator for double="twin"
+    opt_state: optax.OptState  # a pair (one per estimator) for double="twin"
     updates: jax.Array  # number of updates done
+    key: jax.Array  # the learner's own randomness (the twin coin)
+
+
+DOUBLE_MODES = ("none", "target", "twin")
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,7 @@ class LearnerSpec:
     network: networks.NetworkSpec = field(default_factory=networks.NetworkSpec)
     n_step: int = 1
     operator: str = "soft"
-    double: bool = False
+    double: str = "none"  # none | target | twin (see the module docstring)
     entropy_bonus: bool = False
     loss: str = "huber"
     optimizer: str = "adam"
@@ -91,14 +103,15 @@ class Learner(NamedTuple):
     init: Any  # (key) -> LearnerState
     update: Any  # (LearnerState, Window, Hyper) -> (LearnerState, metrics)
     q_values: Any  # (params, obs [B, ...]) -> [B, A]
+    q_act: Any  # (LearnerState, obs [B, ...]) -> [B, A], the q the policies act on
     targets: Any  # (params, target_params, Window, Hyper) -> (q_targ at τ, q_targ at τ = 0)
 
 
 def bootstrap_value(
     spec: LearnerSpec, q_targ: jax.Array, q_online: jax.Array, tau: jax.Array
 ) -> jax.Array:
-    """V(S_{t+m}) under the spec's operator (double: the online net chooses, the target evaluates)."""
-    if spec.double:
+    """V(S_{t+m}) under the spec's operator (double: the online net chooses, the other evaluates)."""
+    if spec.double != "none":
         return operators.double_value(q_targ, q_online, tau, spec.operator)
     return operators.get(spec.operator)(q_targ, tau)
 
@@ -112,16 +125,29 @@ def make_learner(spec: LearnerSpec) -> Learner:
     def q_values(params: Params, obs: jax.Array) -> jax.Array:
         return net.apply(params, obs)
 
+    twin = spec.double == "twin"
+
+    def q_act(state: LearnerState, obs: jax.Array) -> jax.Array:
+        q = q_values(state.params, obs)
+        return 0.5 * (q + q_values(state.target_params, obs)) if twin else q
+
     def init(key: jax.Array) -> LearnerState:
-        params = net.init(key, jnp.zeros((1, *spec.obs_shape), jnp.float32))
-        return LearnerState(params, params, tx.init(params), jnp.zeros((), jnp.int32))
+        key_a, key_b, key = jax.random.split(key, 3)
+        obs = jnp.zeros((1, *spec.obs_shape), jnp.float32)
+        params = net.init(key_a, obs)
+        if twin:
+            other = net.init(key_b, obs)
+            opt_state = (tx.init(params), tx.init(other))
+        else:
+            other, opt_state = params, tx.init(params)
+        return LearnerState(params, other, opt_state, jnp.zeros((), jnp.int32), key)
 
     def n_step_targets(
         params: Params, target_params: Params, window: Window, hyper: Hyper
     ) -> tuple[jax.Array, jax.Array]:
         """(q_targ at τ, q_targ at τ = 0) for the batch, both without gradient."""
         q_next = q_values(target_params, window.next_obs)
-        q_next_online = q_values(params, window.next_obs) if spec.double else q_next
+        q_next_online = q_values(params, window.next_obs) if spec.double != "none" else q_next
         v_next = bootstrap_value(spec, q_next, q_next_online, hyper.tau)
         v_hard = bootstrap_value(spec, q_next, q_next_online, jnp.zeros(()))
         bonus = jnp.zeros_like(v_next)
@@ -141,29 +167,48 @@ def make_learner(spec: LearnerSpec) -> Learner:
         q_targ_hard = per_window(*args, v_hard, hyper.gamma, jnp.zeros_like(bonus))
         return jax.lax.stop_gradient(q_targ), jax.lax.stop_gradient(q_targ_hard)
 
-    def loss_fn(params: Params, state: LearnerState, window: Window, hyper: Hyper):
+    def loss_fn(params: Params, other: Params, window: Window, hyper: Hyper):
         q_all = q_values(params, window.obs[:, 0])
         q_sa = jnp.take_along_axis(q_all, window.action[:, :1], axis=-1)[:, 0]
-        q_targ, q_targ_hard = n_step_targets(params, state.target_params, window, hyper)
+        q_targ, q_targ_hard = n_step_targets(params, other, window, hyper)
         td_error = q_targ - q_sa
         per_sample = optax.huber_loss(td_error) if huber else 0.5 * td_error**2
         aux = (q_all, q_sa, q_targ, q_targ_hard, td_error)
         return jnp.mean(per_sample), aux
 
+    def learn(params: Params, other: Params, opt_state: Any, window: Window, hyper: Hyper):
+        """One optimizer step on `params`, with `other` as the target network / other estimator."""
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, other, window, hyper)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        updates = jax.tree.map(lambda u: hyper.lr * u, updates)
+        return optax.apply_updates(params, updates), opt_state, loss, aux, grads
+
     def update(state: LearnerState, window: Window, hyper: Hyper):
         chex.assert_rank([window.action, window.reward, window.terminal], [2, 2, 1])
         chex.assert_equal(window.action.shape[1], spec.n_step)
-        (loss, (q_all, q_sa, q_targ, q_targ_hard, td_error)), grads = jax.value_and_grad(
-            loss_fn, has_aux=True
-        )(state.params, state, window, hyper)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        updates = jax.tree.map(lambda u: hyper.lr * u, updates)
-        params = optax.apply_updates(state.params, updates)
-        n = state.updates + 1
-        copy = jnp.where(hyper.target_period > 0, n % jnp.maximum(hyper.target_period, 1) == 0, 0)
-        c = jnp.where(hyper.target_period > 0, copy.astype(jnp.float32), hyper.polyak)
-        target_params = optax.incremental_update(params, state.target_params, c)
+        n, key = state.updates + 1, state.key
+        if twin:
+            key, coin = jax.random.split(key)
+            swap = jax.random.bernoulli(coin)
 
+            def pick(x: Any, y: Any) -> Any:  # x, or y when the coin says swap
+                return jax.tree.map(lambda a, b: jnp.where(swap, b, a), x, y)
+
+            a, b = pick(state.params, state.target_params), pick(state.target_params, state.params)
+            opt_a, opt_b = pick(*state.opt_state), pick(*state.opt_state[::-1])
+            a, opt_a, loss, aux, grads = learn(a, b, opt_a, window, hyper)
+            params, target_params = pick(a, b), pick(b, a)
+            opt_state = (pick(opt_a, opt_b), pick(opt_b, opt_a))
+        else:
+            params, opt_state, loss, aux, grads = learn(
+                state.params, state.target_params, state.opt_state, window, hyper
+            )
+            period = hyper.target_period
+            copy = (period > 0) & (n % jnp.maximum(period, 1) == 0)
+            c = jnp.where(period > 0, copy.astype(jnp.float32), hyper.polyak)
+            target_params = optax.incremental_update(params, state.target_params, c)
+
+        q_all, q_sa, q_targ, q_targ_hard, td_error = aux
         metrics = {
             "loss": loss,
             "td_error": jnp.mean(td_error),
@@ -174,6 +219,6 @@ def make_learner(spec: LearnerSpec) -> Learner:
             "q_spread": jnp.mean(jnp.max(q_all, -1) - jnp.min(q_all, -1)),
             "grad_norm": optax.global_norm(grads),
         }
-        return LearnerState(params, target_params, opt_state, n), metrics
+        return LearnerState(params, target_params, opt_state, n, key), metrics
 
-    return Learner(init=init, update=update, q_values=q_values, targets=n_step_targets)
+    return Learner(init=init, update=update, q_values=q_values, q_act=q_act, targets=n_step_targets)

@@ -2,8 +2,9 @@
 
     π(a|s) = ε·U(a) + (1 − ε)·softmax(q(s,·)/τ_π)_a
 
-where U is uniform over the valid actions. An optional action mask (1 = valid) restricts both parts,
-for envs whose states offer fewer actions than the action space (gymnasium's `info["action_mask"]`).
+where U is uniform over the valid actions; the greedy policy (τ_π = 0) breaks ties at random. An
+optional action mask (1 = valid) restricts both parts, for envs whose states offer fewer actions than
+the action space (gymnasium's `info["action_mask"]`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ def select_action(
     if mask is None:
         mask = jnp.ones(q.shape, bool)
     mask = mask.astype(bool)
-    key_explore, key_uniform, key_boltzmann = jax.random.split(key, 3)
+    key_explore, key_uniform, key_boltzmann, key_tie = jax.random.split(key, 4)
     q = jnp.where(mask, q, -jnp.inf)
-    greedy = jnp.argmax(q, axis=-1)
+    # Ties are broken at random: a lowest-index rule would bias a zero-initialised table.
+    is_max = q == jnp.max(q, axis=-1, keepdims=True)
+    greedy = jax.random.categorical(key_tie, jnp.where(is_max, 0.0, -jnp.inf), axis=-1)
     safe_tau = jnp.where(tau > 0, tau, 1.0)
     boltzmann = jax.random.categorical(key_boltzmann, q / safe_tau, axis=-1)
     exploit = jnp.where(tau > 0, boltzmann, greedy)

@@ -62,6 +62,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         sys.exit(2)
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    resolved["double"] = run_cfg.double  # normalised: none | target | twin (true means target)
     group = _wandb_group(run_cfg)
     resolved["logger"]["wandb"]["group"] = group
     (run_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")

@@ -64,7 +64,7 @@ def test_entropy_bonus_adds_the_intermediate_states_bonus():
 
 
 def test_double_q_target_lets_the_online_network_choose():
-    spec = LearnerSpec(obs_shape=(3,), n_actions=2, network=TABLE, n_step=1, double=True)
+    spec = LearnerSpec(obs_shape=(3,), n_actions=2, network=TABLE, n_step=1, double="target")
     learner = make_learner(spec)
     online = table_params(np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0]]))  # chooses a0 at s2
     target = table_params(np.array([[0.0, 0.0], [0.0, 0.0], [2.0, 7.0]]))

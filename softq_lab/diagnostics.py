@@ -1,0 +1,156 @@
+"""Over-estimation diagnostics that separate a soft learner's designed offset from real bias.
+
+A soft learner's q sits above hard values by design (τ·logsumexp ≥ max: its fixed point carries the
+policy's entropy bonus), so every estimate is compared with two truths:
+
+Monte-Carlo (van Hasselt et al. 2016 style), on evaluation episodes of the *target* policy π
+(greedy at τ = 0, softmax(q/τ) for τ > 0). For each visited (s_t, a_t) of an episode of length T:
+
+    hard return   G_t     = Σ_{k≥0} γ^k r_{t+k}
+    soft return   G^τ_t   = G_t + τ·Σ_{k≥1} γ^k H(π(·|s_{t+k}))
+    bias = mean(q̂(s_t,a_t) − G_t),  mae = mean|q̂ − G_t|,  bias_norm = bias / mean|G_t| (if ≠ 0)
+
+A time limit censors a return: for a truncated episode the tail beyond s_T is bootstrapped with the
+learner's own value there, γ^{T−t}·V(s_T), with V = op_τ(q̂(s_T,·)) for the soft return and
+V − τ·H(π(·|s_T)) = E_π q̂(s_T,·) for the hard one (so steps near the limit are partly self-referential;
+steps far from it are not: the weight is γ^{T−t}).
+
+Exact (tabular envs with a known model, `env.unwrapped.P`): the learned table q̂(s, a) against
+Q* (hard value iteration), the fixed point of the target in use (operator, τ, n-step, entropy bonus;
+see `exact.fixed_point`) and the value of the current target policy, over all valid (s, a) of the
+states in play (reachable without terminating) and over the pairs the run has visited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from softq_lab import exact
+from softq_lab.evaluate import Episode
+
+QFunction = Callable[[np.ndarray], np.ndarray]  # obs [B, d] -> q [B, A]
+
+
+def _softmax_entropy(q: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """(π = softmax(q/τ) [..., A], H(π) [...]); greedy and zero entropy at τ = 0 (float64)."""
+    q = np.asarray(q, np.float64)
+    if tau == 0:
+        pi = np.eye(q.shape[-1])[np.argmax(q, axis=-1)]
+        return pi, np.zeros(q.shape[:-1])
+    z = (q - q.max(axis=-1, keepdims=True)) / tau
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    pi = np.exp(logp)
+    return pi, -(pi * logp).sum(axis=-1)
+
+
+def returns_to_go(
+    rewards: np.ndarray, entropies: np.ndarray, gamma: float, tau: float, tail: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(G_t, G^τ_t) for t < T, given H(π(·|s_t)) for t < T and the (hard, soft) tail value at s_T."""
+    hard, soft = np.zeros(len(rewards)), np.zeros(len(rewards))
+    g, g_soft = tail
+    h_next = 0.0  # the entropy bonus at s_{t+1} enters G^τ_t; at s_T it is inside the soft tail
+    for t in reversed(range(len(rewards))):
+        g = rewards[t] + gamma * g
+        g_soft = rewards[t] + gamma * (tau * h_next + g_soft)
+        hard[t], soft[t] = g, g_soft
+        h_next = entropies[t]
+    return hard, soft
+
+
+def monte_carlo(
+    episodes: Sequence[Episode], q_fn: QFunction, gamma: float, tau: float, operator_value: Callable
+) -> dict[str, float]:
+    """Bias and error of q̂(s_t, a_t) against the realised hard and soft returns-to-go."""
+    q_hat, g_hard, g_soft, starts = [], [], [], []
+    for ep in episodes:
+        q = np.stack(ep.q)
+        _, entropies = _softmax_entropy(q, tau)
+        tail = (0.0, 0.0)
+        if ep.truncated and not ep.terminated:
+            q_T = q_fn(ep.final_obs[None])[0]
+            _, h_T = _softmax_entropy(q_T, tau)
+            v_T = float(operator_value(q_T, tau))
+            tail = (v_T - tau * float(h_T), v_T)
+        hard, soft = returns_to_go(np.asarray(ep.rewards), entropies, gamma, tau, tail)
+        taken = q[np.arange(len(ep.actions)), ep.actions]
+        q_hat.append(taken)
+        g_hard.append(hard)
+        g_soft.append(soft)
+        starts.append((taken[0], hard[0], soft[0]))
+    q_hat, g_hard, g_soft = (np.concatenate(x) for x in (q_hat, g_hard, g_soft))
+    start = np.mean(starts, axis=0)
+    out = {
+        "overestimation/q_start": start[0],
+        "overestimation/return_start_hard": start[1],
+        "overestimation/return_start_soft": start[2],
+    }
+    for name, g in (("hard", g_hard), ("soft", g_soft)):
+        bias = float(np.mean(q_hat - g))
+        out[f"overestimation/bias_{name}"] = bias
+        out[f"overestimation/mae_{name}"] = float(np.mean(np.abs(q_hat - g)))
+        scale = float(np.mean(np.abs(g)))
+        if scale > 1e-8:  # undefined (and left out) when every return is 0
+            out[f"overestimation/bias_{name}_norm"] = bias / scale
+    return {k: float(v) for k, v in out.items()}
+
+
+def states_in_play(mdp: exact.TabularMDP) -> np.ndarray:
+    """[S] bool: states an episode can be in when acting (the start states and every state reached
+    by a non-terminating transition); terminal states such as FrozenLake's holes are not."""
+    start = mdp.initial > 0 if mdp.initial is not None else np.ones(mdp.n_states, bool)
+    reach = start.copy()
+    step = mdp.p.sum(axis=1) > 0  # [S, S']: s' reachable from s without terminating
+    while True:
+        new = reach | step[reach].any(axis=0)
+        if np.array_equal(new, reach):
+            return reach
+        reach = new
+
+
+class ExactTruth:
+    """Exact values of a tabular env, computed once per run, and the learned table's errors."""
+
+    def __init__(
+        self, env: Any, gamma: float, tau: float, operator: str, n_step: int, entropy_bonus: bool
+    ) -> None:
+        self.mdp = exact.tabular_mdp(env)
+        self.gamma, self.tau = gamma, tau
+        self.qstar = exact.fixed_point(self.mdp, gamma, 0.0, "hard")
+        self.fixed = exact.fixed_point(self.mdp, gamma, tau, operator, n_step, entropy_bonus)
+        self.pairs = states_in_play(self.mdp)[:, None] & self.mdp.mask
+        self.visits = np.zeros(self.mdp.p.shape[:2], np.int64)
+
+    @classmethod
+    def maybe(cls, env: Any, **kwargs: Any) -> ExactTruth | None:
+        """The exact truth when the env exposes its model (`env.unwrapped.P`), else None."""
+        return cls(env, **kwargs) if hasattr(env.unwrapped, "P") else None
+
+    @property
+    def n_states(self) -> int:
+        return self.mdp.n_states
+
+    def visit(self, obs: np.ndarray, action: int) -> None:
+        self.visits[int(np.argmax(obs)), action] += 1
+
+    def errors(self, q_hat: np.ndarray) -> dict[str, float]:
+        """Bias and MAE of q̂ [S, A] against Q*, the target's fixed point and the current policy."""
+        out: dict[str, float] = {"exact/converged": float(self.fixed.converged)}
+        pi, _ = _softmax_entropy(np.where(self.mdp.mask, q_hat, -np.inf), self.tau)
+        policy = exact.policy_q(self.mdp, pi, self.gamma, self.tau)
+        truths = {"qstar": self.qstar, "fixed_point": self.fixed, "policy": policy}
+        for name, solution in truths.items():
+            if not solution.converged:
+                continue
+            for suffix, pairs in (("", self.pairs), ("_visited", self.pairs & (self.visits > 0))):
+                if pairs.any():
+                    diff = q_hat[pairs] - solution.q[pairs]
+                    out[f"exact/bias_{name}{suffix}"] = float(diff.mean())
+                    out[f"exact/mae_{name}{suffix}"] = float(np.abs(diff).mean())
+        out["exact/q_mean"] = float(q_hat[self.pairs].mean())
+        if self.qstar.converged:
+            out["exact/qstar_mean"] = float(self.qstar.q[self.pairs].mean())
+        return out
