@@ -1,0 +1,565 @@
+"""Aggregation over seeds: per-run metrics, per-config statistics, τ versus the hard max, curves.
+
+Per-run metrics (`METRICS`; computed from one run's logged records, sorted by step):
+
+- `final_return`: `eval/return_mean` of the run's last evaluation; if the run logged no evaluation,
+  the mean `train/episode_return` over episodes that ended in the last 10% of its logged steps
+  (step ≥ 0.9 · last logged step).
+- `auc_return`: the area under the `eval/return_mean` curve (trapezoid over steps) divided by the
+  span between the first and last evaluation: the step-weighted average return (a single evaluation
+  gives its value).
+- `final_bias_hard` / `final_bias_soft`: the last logged `overestimation/bias_hard` / `_soft`.
+- `avg_bias_hard` / `avg_bias_soft`: the mean of every logged `overestimation/bias_hard` / `_soft`.
+- `final_mae_qstar` / `final_mae_fixed_point`: the last logged `exact/mae_qstar` /
+  `exact/mae_fixed_point` (envs with a known model only).
+
+Which runs count: finished runs only unless `include_partial`; a config is the tuple of `config
+keys` (see `config_keys`); at τ = 0 the operator is replaced by `hard` (every operator is the hard
+max there), and when two runs share a config and a seed only the first in load order (paths in
+natural order: job 2 before job 10) is kept. A run's non-finite metric values are left out. Seeds of
+a config are taken in increasing seed order (then run id).
+
+Statistics (per config and metric, over seeds): `mean`; `iqm` = `scipy.stats.trim_mean(x, 0.25)`;
+`ci_low`/`ci_high` = the 95% percentile bootstrap interval of the mean, `scipy.stats.bootstrap`
+with `n_resamples` resamples and a generator seeded with `seed` afresh for every interval (so every
+number is reproducible on its own); NaN with fewer than two seeds.
+
+Versus the hard max (per τ > 0 and operator, within a group of configs equal in every config key
+except τ, operator and seed): `diff` = mean(x) − mean(y) of the metric's values x at τ and y at
+τ = 0 (in the metric's own units, signed); its CI is the percentile bootstrap of that difference
+with x and y resampled independently (two samples, `paired=False`); `p_improvement` = the
+fraction of pairs (x_i, y_j) in which x_i is better than y_j, ties counting ½, where better means
+higher for returns, lower for errors and lower |value| for biases (`Metric.better`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from softq_lab.analysis.load import KEY_COLUMNS, AnalysisError, RunSet, warn
+
+CONFIDENCE = 0.95
+N_RESAMPLES = 9999
+SEED = 0
+
+#: Config keys left out of a config's identity: the seed, and settings that do not change what a run
+#: learns (logging, wandb, Hydra, output locations, devices). Shell-style patterns on column names.
+DEFAULT_IGNORE = (
+    "seed", "hydra.*", "wandb.*", "logger.*", "eval.every", "*dir", "*_path", "name", "experiment",
+    "tags", "notes", "device", "platform",
+)
+#: Keys a sweep is expected to vary; a config key outside these that varies is reported.
+SWEEP_AXES = tuple(k for k in KEY_COLUMNS if k != "seed")
+#: The keys that make up a τ comparison within a group.
+TAU_KEYS = ("tau", "operator")
+
+
+# ------------------------------------------------------------------------------ per-run metrics
+
+
+@dataclass
+class RunSeries:
+    """One run's logged values, sorted by step: `series(key)` = (steps, values) where `key` was
+    logged; `last_step` = the run's last logged step (any key)."""
+
+    steps: np.ndarray
+    columns: dict[str, np.ndarray]
+
+    @property
+    def last_step(self) -> float:
+        return float(self.steps.max()) if len(self.steps) else math.nan
+
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        values = self.columns.get(key)
+        if values is None:
+            return np.array([]), np.array([])
+        logged = ~np.isnan(values)
+        return self.steps[logged].astype(float), values[logged]
+
+
+def last_value(run: RunSeries, key: str) -> float:
+    """The value of `key` at its last logged step (NaN if never logged)."""
+    _, values = run.series(key)
+    return float(values[-1]) if len(values) else math.nan
+
+
+def mean_value(run: RunSeries, key: str) -> float:
+    """The mean over every logged value of `key` (NaN if never logged)."""
+    _, values = run.series(key)
+    return float(values.mean()) if len(values) else math.nan
+
+
+def final_return(run: RunSeries) -> float:
+    """The last `eval/return_mean`; without evaluations, the mean `train/episode_return` over
+    episodes ending at step ≥ 0.9 · (last logged step of the run)."""
+    if len(run.series("eval/return_mean")[1]):
+        return last_value(run, "eval/return_mean")
+    steps, returns = run.series("train/episode_return")
+    late = returns[steps >= 0.9 * run.last_step]
+    return float(late.mean()) if len(late) else math.nan
+
+
+def auc_return(run: RunSeries) -> float:
+    """Trapezoid area under `eval/return_mean` over steps / (last − first evaluation step)."""
+    steps, values = run.series("eval/return_mean")
+    if len(values) == 0:
+        return math.nan
+    span = steps[-1] - steps[0]
+    if span == 0:
+        return float(values.mean())
+    return float(np.trapezoid(values, steps) / span)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-run number: `compute(RunSeries)`; `keys` are the logged keys it needs (any of);
+    `better` is `higher`, `lower` or `closer to 0` (lower |value|)."""
+
+    name: str
+    keys: tuple[str, ...]
+    better: str
+    compute: Callable[[RunSeries], float]
+    label: str
+
+
+def _last(key: str) -> Callable[[RunSeries], float]:
+    return lambda run: last_value(run, key)
+
+
+def _mean(key: str) -> Callable[[RunSeries], float]:
+    return lambda run: mean_value(run, key)
+
+
+_B_HARD, _B_SOFT = "overestimation/bias_hard", "overestimation/bias_soft"
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("final_return", ("eval/return_mean", "train/episode_return"), "higher", final_return,
+           "final return"),
+    Metric("auc_return", ("eval/return_mean",), "higher", auc_return, "average return (AUC)"),
+    Metric("final_bias_hard", (_B_HARD,), "closer to 0", _last(_B_HARD), "final bias (hard)"),
+    Metric("final_bias_soft", (_B_SOFT,), "closer to 0", _last(_B_SOFT), "final bias (soft)"),
+    Metric("avg_bias_hard", (_B_HARD,), "closer to 0", _mean(_B_HARD), "average bias (hard)"),
+    Metric("avg_bias_soft", (_B_SOFT,), "closer to 0", _mean(_B_SOFT), "average bias (soft)"),
+    Metric("final_mae_qstar", ("exact/mae_qstar",), "lower", _last("exact/mae_qstar"),
+           "final |q̂ − Q*|"),
+    Metric("final_mae_fixed_point", ("exact/mae_fixed_point",), "lower",
+           _last("exact/mae_fixed_point"), "final |q̂ − fixed point|"),
+)}
+
+
+def resolve_metrics(runset: RunSet, names: Sequence[str] | None = None) -> list[Metric]:
+    """The metrics to report: `names` (each must be known and logged by some run), or by default
+    every metric of `METRICS` that some run logged."""
+    if not names:
+        logged = [m for m in METRICS.values() if any(runset.logged(k) for k in m.keys)]
+        if not logged:
+            keys = sorted({k for m in METRICS.values() for k in m.keys})
+            warn(f"no run logged any of {', '.join(keys)}: the summary is empty")
+        return logged
+    chosen = []
+    for name in names:
+        if name not in METRICS:
+            raise AnalysisError(f"unknown metric {name!r} (known: {', '.join(METRICS)})")
+        metric = METRICS[name]
+        if not any(runset.logged(k) for k in metric.keys):
+            raise AnalysisError(f"metric {name}: no run logged {' or '.join(metric.keys)}")
+        chosen.append(metric)
+    return chosen
+
+
+def run_metrics(runset: RunSet, metrics: Iterable[Metric] = METRICS.values()) -> pd.DataFrame:
+    """One row per run (index `run_id`, all runs of the set), one column per metric."""
+    metrics = list(metrics)
+    frame = runset.metrics
+    keys = sorted({k for m in metrics for k in m.keys if k in frame.columns})
+    steps = frame["step"].to_numpy()
+    columns = {k: frame[k].to_numpy(dtype=float) for k in keys}
+    positions = frame.groupby("run_id", sort=False).indices
+    empty = np.array([], dtype=int)
+    rows = {}
+    for run_id in runset.runs["run_id"]:
+        rows_of_run = positions.get(run_id, empty)
+        run = RunSeries(steps[rows_of_run], {k: v[rows_of_run] for k, v in columns.items()})
+        rows[run_id] = {m.name: m.compute(run) for m in metrics}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[m.name for m in metrics])
+
+
+# ------------------------------------------------------------------------------ configs and seeds
+
+
+def ignored(column: str, ignore: Iterable[str]) -> bool:
+    """Whether `column` matches one of the shell-style patterns in `ignore`."""
+    return any(fnmatch.fnmatchcase(column, pattern) for pattern in ignore)
+
+
+def _varies(values: pd.Series) -> bool:
+    return values.astype("string").nunique(dropna=False) > 1
+
+
+def config_keys(runs: pd.DataFrame, config_columns: Sequence[str],
+                ignore: Iterable[str] = DEFAULT_IGNORE) -> list[str]:
+    """The config columns that identify a config: the sweep axes present in the runs (`SWEEP_AXES`,
+    kept even when constant so that tables show them) and every other config column whose value
+    differs between runs, except `seed`, columns matching `ignore`, and `env.id` where it only
+    repeats `env`."""
+    ignore = (*ignore, "seed")
+    if {"env", "env.id"} <= set(runs.columns) and runs["env"].astype("string").equals(
+            runs["env.id"].astype("string")):
+        ignore = (*ignore, "env.id")
+    return [
+        c for c in config_columns
+        if not ignored(c, ignore) and (c in SWEEP_AXES or _varies(runs[c]))
+    ]
+
+
+@dataclass
+class Design:
+    """The runs an analysis uses: `table` has one row per run (`run_id`, `keys`, `seed`,
+    `status`, `partial`, one column per metric); `keys` identify a config, `group_keys` a
+    τ-comparison group."""
+
+    table: pd.DataFrame
+    keys: list[str]
+    group_keys: list[str]
+    metrics: list[Metric]
+    run_values: pd.DataFrame  # `run_metrics` of every loaded run, included or not
+
+
+def prepare(runset: RunSet, metrics: Sequence[Metric] | None = None, *,
+            ignore: Iterable[str] = DEFAULT_IGNORE, include_partial: bool = False) -> Design:
+    """Select runs (finished ones unless `include_partial`), compute their metrics, canonicalise
+    configs (operator `hard` at τ = 0) and drop duplicate (config, seed) runs, with warnings."""
+    metrics = list(metrics) if metrics is not None else resolve_metrics(runset)
+    ignore = tuple(ignore)
+    runs = runset.runs
+    partial = runs[runs["partial"]]
+    if len(partial) and not include_partial:
+        counts = partial["status"].value_counts()
+        what = ", ".join(f"{n} {s}" for s, n in counts.items())
+        if len(partial) == len(runs):
+            raise AnalysisError(f"none of the {len(runs)} runs finished ({what}); "
+                                "use --include-partial to analyse them")
+        warn(f"{len(partial)} of {len(runs)} runs did not finish ({what}); they are left out "
+             "(--include-partial to use them)")
+        runs = runs[~runs["partial"]]
+    keys = config_keys(runs, runset.config_columns, ignore)
+    _report_axes(runs, keys)
+    values = run_metrics(runset, metrics)
+    columns = ["run_id", *keys, *(["seed"] if "seed" in runs.columns else []), "status", "partial"]
+    table = runs[columns].join(values, on="run_id")
+    if "seed" not in table.columns:
+        table["seed"] = np.nan
+    if "tau" in table.columns and "operator" in table.columns:
+        table.loc[table["tau"] == 0, "operator"] = "hard"
+    table = _drop_duplicate_seeds(table, keys)
+    group_keys = [k for k in keys if k not in TAU_KEYS]
+    return Design(_sort(table, [*keys, "seed", "run_id"]).reset_index(drop=True), keys,
+                  group_keys, metrics, values)
+
+
+def _report_axes(runs: pd.DataFrame, keys: Sequence[str]) -> None:
+    """Warn about config keys that vary although no sweep is expected over them."""
+    odd = [k for k in keys if k not in SWEEP_AXES]
+    if odd:
+        described = "; ".join(f"{k} ∈ {{{_values_text(runs[k])}}}" for k in odd)
+        warn(f"runs also differ in {described}: each value is its own config "
+             f"(--ignore {odd[0]} to pool them)")
+
+
+def _values_text(values: pd.Series, limit: int = 4) -> str:
+    unique = list(dict.fromkeys(str(v) for v in values))
+    more = f", … ({len(unique)} values)" if len(unique) > limit else ""
+    return ", ".join(unique[:limit]) + more
+
+
+def _drop_duplicate_seeds(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Keep the first run (in load order) of each (config, seed); runs without a seed are kept."""
+    duplicated = table.duplicated(subset=[*keys, "seed"], keep="first") & table["seed"].notna()
+    if duplicated.any():
+        dropped = table.loc[duplicated, "run_id"].tolist()
+        warn(f"{len(dropped)} run(s) repeat the config and seed of another run and are left out: "
+             f"{', '.join(map(str, dropped[:5]))}{' …' if len(dropped) > 5 else ''}")
+    return table[~duplicated]
+
+
+def _sort(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Sorted by `by` where values are comparable (mixed-type columns keep their order)."""
+    by = [c for c in by if c in frame.columns]
+    try:
+        return frame.sort_values(by, kind="stable", na_position="first")
+    except TypeError:
+        return frame
+
+
+def _groups(frame: pd.DataFrame, keys: Sequence[str]) -> Iterable[tuple[dict, pd.DataFrame]]:
+    """(key values, rows) per distinct combination of `keys` (all rows at once if no keys)."""
+    if not keys:
+        yield {}, frame
+        return
+    for values, rows in frame.groupby(list(keys), dropna=False, sort=False):
+        yield dict(zip(keys, values, strict=True)), rows
+
+
+# ------------------------------------------------------------------------------------ statistics
+
+
+def _rng_kwargs(seed: int) -> dict:
+    name = "rng" if "rng" in inspect.signature(scipy.stats.bootstrap).parameters else "random_state"
+    return {name: np.random.default_rng(seed)}
+
+
+def _mean_stat(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis)
+
+
+def _diff_stat(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+
+def bootstrap_ci(samples: Sequence[np.ndarray], statistic: Callable = _mean_stat, *,
+                 n_resamples: int = N_RESAMPLES, confidence: float = CONFIDENCE,
+                 seed: int = SEED) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """The percentile bootstrap interval of `statistic` (vectorised over axis 0 of each sample,
+    samples resampled independently); NaN when a sample has fewer than two observations."""
+    if any(np.shape(s)[0] < 2 for s in samples):
+        shape = np.shape(samples[0])[1:]
+        nan = np.full(shape, np.nan) if shape else math.nan
+        return nan, nan
+    result = scipy.stats.bootstrap(
+        tuple(samples), statistic, n_resamples=n_resamples, confidence_level=confidence,
+        method="percentile", vectorized=True, paired=False, axis=0, **_rng_kwargs(seed))
+    low, high = result.confidence_interval
+    return (float(low), float(high)) if np.ndim(low) == 0 else (low, high)
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray, better: str) -> float:
+    """The fraction of pairs (x_i, y_j) in which x_i is better than y_j (ties count ½)."""
+    if not len(x) or not len(y):
+        return math.nan
+    a, b = np.asarray(x, float)[:, None], np.asarray(y, float)[None, :]
+    if better == "closer to 0":
+        a, b = -np.abs(a), -np.abs(b)
+    elif better == "lower":
+        a, b = -a, -b
+    return float(np.mean((a > b) + 0.5 * (a == b)))
+
+
+def seed_values(rows: pd.DataFrame, metric: str) -> np.ndarray:
+    """A config's finite values of `metric`, in increasing seed order (then run id)."""
+    ordered = _sort(rows, ["seed", "run_id"])
+    values = ordered[metric].to_numpy(dtype=float)
+    return values[np.isfinite(values)]
+
+
+def summarize(design: Design, *, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> pd.DataFrame:
+    """Per config and metric: n, n_partial, mean, iqm, ci_low, ci_high (configs that logged the
+    metric only)."""
+    rows = []
+    for config, runs in _groups(design.table, design.keys):
+        for metric in design.metrics:
+            x = seed_values(runs, metric.name)
+            if not len(x):
+                continue
+            low, high = bootstrap_ci((x,), n_resamples=n_resamples, seed=seed)
+            rows.append({
+                **config, "metric": metric.name, "better": metric.better, "n": len(x),
+                "n_partial": int(runs.loc[runs[metric.name].notna(), "partial"].sum()),
+                "mean": float(np.mean(x)), "iqm": float(scipy.stats.trim_mean(x, 0.25)),
+                "ci_low": low, "ci_high": high,
+            })
+    columns = [*design.keys, "metric", "better", "n", "n_partial", "mean", "iqm", "ci_low",
+               "ci_high"]
+    return _order_rows(pd.DataFrame(rows, columns=columns), design.keys, design.metrics)
+
+
+def _order_rows(frame: pd.DataFrame, keys: Sequence[str],
+                metrics: Sequence[Metric]) -> pd.DataFrame:
+    order = {m.name: i for i, m in enumerate(metrics)}
+    frame = frame.assign(_m=frame["metric"].map(order))
+    return _sort(frame, [*keys, "_m"]).drop(columns="_m").reset_index(drop=True)
+
+
+# -------------------------------------------------------------------------- versus the hard max
+
+
+def check_comparable(design: Design) -> None:
+    """Raise if τ = 0 and τ > 0 runs exist but no group holds both; warn about groups without
+    τ = 0. The error names the config keys whose values differ between the two sets."""
+    table = design.table
+    if "tau" not in table.columns:
+        raise AnalysisError("no run has a 'tau' in its config: cannot compare with the hard max")
+    hard, soft = table[table["tau"] == 0], table[table["tau"] > 0]
+    if soft.empty:
+        warn("no run has τ > 0: the versus-hard-max table is empty")
+        return
+    if hard.empty:
+        raise AnalysisError("no run has τ = 0 (the hard max): nothing to compare τ > 0 runs with")
+    groups_with_hard = {_key(c) for c, _ in _groups(hard, design.group_keys)}
+    missing = [c for c, _ in _groups(soft, design.group_keys) if _key(c) not in groups_with_hard]
+    if len(missing) == len(list(_groups(soft, design.group_keys))):
+        differ = [k for k in design.group_keys if _value_set(hard[k]) != _value_set(soft[k])]
+        detail = "; ".join(f"{k}: τ = 0 has {{{_values_text(hard[k])}}}, τ > 0 has "
+                           f"{{{_values_text(soft[k])}}}" for k in differ)
+        raise AnalysisError("incompatible runs: no τ > 0 config matches a τ = 0 config in every "
+                            f"other key; they differ in {detail or 'nothing visible'}")
+    for config in missing:
+        warn(f"no τ = 0 runs for {describe(config)}: its τ > 0 rows are left out of vs_hard_max")
+
+
+def _key(config: dict) -> tuple:
+    return tuple("<NA>" if pd.isna(v) else str(v) for v in config.values())
+
+
+def _value_set(values: pd.Series) -> set[str]:
+    return {str(v) for v in values}
+
+
+def describe(config: dict) -> str:
+    """`key=value, ...` of a group (or `all runs`)."""
+    return ", ".join(f"{k}={v}" for k, v in config.items()) or "all runs"
+
+
+def vs_hard_max(design: Design, *, n_resamples: int = N_RESAMPLES,
+                seed: int = SEED) -> pd.DataFrame:
+    """Per group, operator, τ > 0 and metric: n, n_hard, mean, mean_hard, diff, ci_low, ci_high,
+    p_improvement against the group's τ = 0 runs (see the module docstring)."""
+    check_comparable(design)
+    table = design.table
+    tau_keys = [k for k in TAU_KEYS if k in table.columns]
+    rows = []
+    for group, runs in _groups(table, design.group_keys):
+        hard = runs[runs["tau"] == 0]
+        if hard.empty:
+            continue
+        for setting, sub in _groups(runs[runs["tau"] > 0], tau_keys):
+            for metric in design.metrics:
+                x, y = seed_values(sub, metric.name), seed_values(hard, metric.name)
+                if not len(x) or not len(y):
+                    continue
+                low, high = bootstrap_ci((x, y), _diff_stat, n_resamples=n_resamples, seed=seed)
+                rows.append({
+                    **group, **setting, "metric": metric.name, "better": metric.better,
+                    "n": len(x), "n_hard": len(y), "mean": float(np.mean(x)),
+                    "mean_hard": float(np.mean(y)), "diff": float(np.mean(x) - np.mean(y)),
+                    "ci_low": low, "ci_high": high,
+                    "p_improvement": probability_of_improvement(x, y, metric.better),
+                })
+    columns = [*design.group_keys, *tau_keys, "metric", "better", "n", "n_hard", "mean",
+               "mean_hard", "diff", "ci_low", "ci_high", "p_improvement"]
+    return _order_rows(pd.DataFrame(rows, columns=columns), [*design.group_keys, *tau_keys],
+                       design.metrics)
+
+
+# ----------------------------------------------------------------------------------------- curves
+
+
+def step_grid(metrics: pd.DataFrame, key: str, n_points: int = 101) -> np.ndarray:
+    """`n_points` evenly spaced integer steps from the first to the last step at which any run
+    logged `key` (fewer if that span has fewer integers)."""
+    steps = metrics.loc[metrics[key].notna(), "step"] if key in metrics.columns else []
+    if not len(steps):
+        return np.array([], dtype=float)
+    grid = np.unique(np.round(np.linspace(steps.min(), steps.max(), n_points)))
+    return grid.astype(float)
+
+
+def resample(metrics: pd.DataFrame, key: str, grid: np.ndarray) -> pd.DataFrame:
+    """Each run's `key` linearly interpolated onto `grid` (rows: run_id, columns: grid steps); NaN
+    outside the steps the run logged it over (no extrapolation). Values logged twice at one step
+    are averaged first."""
+    rows = {}
+    for run_id, run in metrics.loc[metrics[key].notna(), ["run_id", "step", key]].groupby(
+            "run_id", sort=False):
+        points = run.groupby("step")[key].mean()
+        rows[run_id] = np.interp(grid, points.index.to_numpy(float), points.to_numpy(float),
+                                 left=np.nan, right=np.nan)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=grid)
+
+
+def binned(metrics: pd.DataFrame, key: str, x: str, n_bins: int = 50) -> pd.DataFrame:
+    """Each run's mean of `key` in equal-width bins of `x` (e.g. episode index); rows: run_id,
+    columns: bin centres. Bins span 0 … the largest `x`; a bin a run never reached is NaN."""
+    sub = metrics.loc[metrics[key].notna() & metrics[x].notna(), ["run_id", x, key]]
+    if sub.empty:
+        return pd.DataFrame()
+    top = float(sub[x].max()) + 1
+    width = max(1.0, math.ceil(top / n_bins))
+    edges = np.arange(0, top + width, width)
+    centres = (edges[:-1] + edges[1:]) / 2 - 0.5
+    index = np.minimum((sub[x].to_numpy(float) // width).astype(int), len(centres) - 1)
+    means = sub.assign(_bin=index).groupby(["run_id", "_bin"], sort=False)[key].mean()
+    wide = means.unstack("_bin").reindex(columns=range(len(centres)))
+    wide.columns = centres
+    return wide
+
+
+def curve_stats(curves: pd.DataFrame, design: Design, key: str, *,
+                n_resamples: int = 2000, seed: int = SEED) -> pd.DataFrame:
+    """Per config and grid point: n runs covering it, mean, and the 95% percentile bootstrap CI of
+    the mean over seeds (`curves` from `resample` or `binned`; runs outside `design` ignored)."""
+    rows = []
+    table = design.table[design.table["run_id"].isin(curves.index)]
+    for config, runs in _groups(table, design.keys):
+        values = curves.loc[_sort(runs, ["seed", "run_id"])["run_id"]].to_numpy(float)
+        n = np.isfinite(values).sum(axis=0)
+        mean = np.where(n > 0, np.nansum(values, axis=0) / np.maximum(n, 1), np.nan)
+        low, high = np.full(len(n), np.nan), np.full(len(n), np.nan)
+        masks = np.isfinite(values)
+        for pattern in {tuple(col) for col in masks.T}:
+            cols = np.all(np.array(pattern) == masks.T, axis=1)
+            chosen = values[np.array(pattern)][:, cols]
+            lo, hi = bootstrap_ci((chosen,), n_resamples=n_resamples, seed=seed)
+            low[cols], high[cols] = lo, hi
+        for i, x in enumerate(curves.columns):
+            if n[i]:
+                rows.append({**config, "metric": key, "x": float(x), "n": int(n[i]),
+                             "mean": mean[i], "ci_low": low[i], "ci_high": high[i]})
+    return pd.DataFrame(rows, columns=[*design.keys, "metric", "x", "n", "mean", "ci_low",
+                                       "ci_high"])
+
+
+# ---------------------------------------------------------------------------------------- tables
+
+
+_HEADERS = {"tau": "τ"}
+
+
+def _fmt(value: float) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{value:.4g}"
+
+
+def vs_hard_max_markdown(table: pd.DataFrame, design: Design, *,
+                         n_resamples: int = N_RESAMPLES) -> str:
+    """The versus-hard-max table as markdown: one section per group, one row per metric and τ."""
+    tau_keys = [k for k in TAU_KEYS if k in table.columns]
+    lines = [
+        "# τ versus the hard max (τ = 0)",
+        "",
+        f"Δ = mean over seeds at τ − mean at τ = 0 (in the metric's units), with a "
+        f"{CONFIDENCE:.0%} percentile bootstrap CI ({n_resamples} resamples, the two sets of "
+        "seeds resampled independently). P(better) = fraction of (seed at τ, seed at τ = 0) pairs "
+        "in which τ is better, ties counting ½: higher is better for returns, lower for errors, "
+        "lower |bias| for biases. n = seeds at τ / seeds at τ = 0.",
+    ]
+    if table.empty:
+        lines += ["", "No τ > 0 config has τ = 0 runs to compare with."]
+    for group, rows in _groups(table, design.group_keys):
+        lines += ["", f"## {describe(group)}", "",
+                  f"| metric | better | {' | '.join(_HEADERS.get(k, k) for k in tau_keys)} "
+                  "| mean (τ) | mean (τ = 0) "
+                  "| Δ [95% CI] | P(better) | n |",
+                  "|" + " --- |" * (len(tau_keys) + 7)]
+        for _, r in rows.iterrows():
+            settings = " | ".join(str(r[k]).replace("|", "\\|") for k in tau_keys)
+            lines.append(
+                f"| {r['metric']} | {r['better']} | {settings} | {_fmt(r['mean'])} | "
+                f"{_fmt(r['mean_hard'])} | {_fmt(r['diff'])} [{_fmt(r['ci_low'])}, "
+                f"{_fmt(r['ci_high'])}] | {_fmt(r['p_improvement'])} | {r['n']}/{r['n_hard']} |")
+    return "\n".join(lines) + "\n"

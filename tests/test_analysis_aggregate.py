@@ -1,0 +1,262 @@
+"""Aggregation: every number of summary.csv and vs_hard_max.csv recomputed from the raw files, and
+the rules for grouping, baselines, partial runs and curve resampling."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+import yaml
+from fake_runs import tau_grid, write_run, write_sweep
+
+from softq_lab.analysis import aggregate, cli
+from softq_lab.analysis.load import AnalysisError, AnalysisWarning, load_runs
+
+N_RESAMPLES = 999
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOFTQ_LAB_CACHE", str(tmp_path / "cache"))
+
+
+# ------------------------------------------------------------------ independent recomputation
+
+
+def read_raw(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+    """(config, records, status) straight from the files, without the analysis package."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    records = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    status_file = run_dir / "status.json"
+    status = json.loads(status_file.read_text())["status"] if status_file.exists() else "killed"
+    return config, sorted(records, key=lambda r: r["step"]), status
+
+
+def series(records: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [(r["step"], r[key]) for r in records if key in r]
+    return np.array([p[0] for p in pairs], float), np.array([p[1] for p in pairs], float)
+
+
+def raw_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
+    """The metric definitions of docs/analysis.md, with numpy."""
+    out: dict[str, float] = {}
+    steps, ret = series(records, "eval/return_mean")
+    if len(ret):
+        out["final_return"] = ret[-1]
+        out["auc_return"] = np.trapezoid(ret, steps) / (steps[-1] - steps[0])
+    else:
+        last_step = max(r["step"] for r in records)
+        s, ep = series(records, "train/episode_return")
+        out["final_return"] = ep[s >= 0.9 * last_step].mean()
+    for kind in ("hard", "soft"):
+        _, bias = series(records, f"overestimation/bias_{kind}")
+        if len(bias):
+            out[f"final_bias_{kind}"] = bias[-1]
+            out[f"avg_bias_{kind}"] = bias.mean()
+    for name in ("qstar", "fixed_point"):
+        _, mae = series(records, f"exact/mae_{name}")
+        if len(mae):
+            out[f"final_mae_{name}"] = mae[-1]
+    return out
+
+
+def expected_tables(run_dirs: list[Path]) -> tuple[dict, dict]:
+    """summary and vs-hard-max rows keyed by (env, tau, operator, metric)."""
+    values: dict[tuple, dict[int, dict[str, float]]] = defaultdict(dict)
+    for run_dir in run_dirs:  # in load order: the first run of a (config, seed) wins
+        config, records, status = read_raw(run_dir)
+        if status != "finished":
+            continue
+        operator = "hard" if config["tau"] == 0 else config["operator"]
+        key = (config["env"]["name"], float(config["tau"]), operator)
+        values[key].setdefault(config["seed"], raw_metrics(records))
+    rng = {"rng": np.random.default_rng}
+    summary, versus = {}, {}
+    for (env, tau, op), by_seed in values.items():
+        for metric in aggregate.METRICS:
+            x = np.array([by_seed[s][metric] for s in sorted(by_seed) if metric in by_seed[s]])
+            if not len(x):
+                continue
+            ci = scipy.stats.bootstrap((x,), np.mean, n_resamples=N_RESAMPLES,
+                                       method="percentile", rng=rng["rng"](0)).confidence_interval
+            summary[(env, tau, op, metric)] = {
+                "n": len(x), "mean": x.mean(), "iqm": scipy.stats.trim_mean(x, 0.25),
+                "ci_low": ci.low, "ci_high": ci.high}
+            base = values.get((env, 0.0, "hard"))
+            if tau == 0 or base is None:
+                continue
+            y = np.array([base[s][metric] for s in sorted(base) if metric in base[s]])
+            if not len(y):
+                continue
+            ci = scipy.stats.bootstrap(
+                (x, y), lambda a, b, axis: a.mean(axis) - b.mean(axis), n_resamples=N_RESAMPLES,
+                method="percentile", paired=False, rng=rng["rng"](0)).confidence_interval
+            better = aggregate.METRICS[metric].better
+            score = {"higher": lambda v: v, "lower": lambda v: -v,
+                     "closer to 0": lambda v: -abs(v)}[better]
+            wins = [1.0 if score(a) > score(b) else 0.5 if score(a) == score(b) else 0.0
+                    for a in x for b in y]
+            versus[(env, tau, op, metric)] = {
+                "n": len(x), "n_hard": len(y), "mean": x.mean(), "mean_hard": y.mean(),
+                "diff": x.mean() - y.mean(), "ci_low": ci.low, "ci_high": ci.high,
+                "p_improvement": sum(wins) / len(wins)}
+    return summary, versus
+
+
+def check_table(csv: Path, expected: dict) -> None:
+    table = pd.read_csv(csv)
+    got = {(r["env"], float(r["tau"]), r["operator"], r["metric"]): r for _, r in table.iterrows()}
+    assert set(got) == set(expected)
+    for key, numbers in expected.items():
+        for column, value in numbers.items():
+            assert got[key][column] == pytest.approx(value, rel=1e-9, abs=1e-12), (key, column)
+
+
+def test_every_number_in_summary_and_vs_hard_max_equals_a_recomputation_from_raw_files(
+        tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    dirs = write_sweep(root / "a_cartpole", tau_grid([0, 0.1, 1.0], [0, 1, 2, 3]))  # IQM ≠ mean
+    # MaxBias-like env with exact values, evaluated at a different cadence for one seed
+    dirs += write_sweep(root / "b_exact", [
+        *tau_grid([0, 0.5], [0, 1], env="chain"), *tau_grid([0, 0.5], [2], env="chain",
+                                                            eval_every=200)], exact=True)
+    # no evaluations: final return falls back to training episodes, no AUC
+    dirs += write_sweep(root / "c_noeval", tau_grid([0, 0.1], [0, 1, 2], env="acrobot"),
+                        eval_records=False, overestimation=False)
+    # τ = 0 again with another operator and a seed already present: same hard max, dropped
+    dirs.append(write_run(root / "d_dupe", tau=0.0, operator="mellowmax", seed=1))
+    dirs.append(write_run(root / "e_killed", status=None, truncate=True, tau=0.1, seed=7))
+    dirs.append(write_run(root / "f_failed", status="failed", tau=0.1, seed=8))
+
+    out = tmp_path / "out"
+    code = cli.main([str(root), "--out", str(out), "--no-figures",
+                     "--n-resamples", str(N_RESAMPLES)])
+    assert code == 0
+    summary, versus = expected_tables(dirs)
+    check_table(out / "summary.csv", summary)
+    check_table(out / "vs_hard_max.csv", versus)
+
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == len(dirs)
+    assert runs.set_index("run_id").loc["runs/e_killed", "status"] == "killed"
+    assert not runs.set_index("run_id").loc["runs/d_dupe", "included"]
+    md = (out / "vs_hard_max.md").read_text()
+    assert md.count("\n## ") == 3 and "| final_return | higher | 0.1 | soft |" in md
+
+
+# ----------------------------------------------------------------------------- rules and helpers
+
+
+def test_probability_of_improvement_counts_ties_half_and_compares_bias_by_magnitude() -> None:
+    p = aggregate.probability_of_improvement
+    assert p(np.array([1.0, 2.0]), np.array([1.0]), "higher") == 0.75
+    assert p(np.array([-0.5]), np.array([1.0, 0.2]), "closer to 0") == 0.5
+    assert p(np.array([0.1]), np.array([0.3]), "lower") == 1.0
+
+
+def test_bootstrap_interval_needs_two_seeds() -> None:
+    low, high = aggregate.bootstrap_ci((np.array([3.0]),))
+    assert math.isnan(low) and math.isnan(high)
+    low, high = aggregate.bootstrap_ci((np.array([3.0, 3.0, 3.0]),))
+    assert low == high == 3.0
+
+
+def test_curves_of_different_logging_cadence_align_on_a_common_step_grid(tmp_path: Path) -> None:
+    line = [{"step": s, "eval/return_mean": 2.0 * s} for s in range(0, 1001, 100)]
+    coarse = [{"step": s, "eval/return_mean": 2.0 * s + 10} for s in range(0, 1001, 250)]
+    short = [{"step": s, "eval/return_mean": 2.0 * s + 20} for s in range(0, 501, 50)]
+    for seed, records in enumerate([line, coarse, short]):
+        write_run(tmp_path / "s" / str(seed), records=records, seed=seed, tau=0.0)
+    runs = load_runs([tmp_path / "s"])
+    design = aggregate.prepare(runs)
+    grid = aggregate.step_grid(runs.metrics, "eval/return_mean", 11)
+    assert grid.tolist() == list(range(0, 1001, 100))
+    curves = aggregate.resample(runs.metrics, "eval/return_mean", grid)
+    stats = aggregate.curve_stats(curves, design, "eval/return_mean", n_resamples=99)
+    early = stats[stats["x"] <= 500]
+    late = stats[stats["x"] > 500]
+    assert (early["n"] == 3).all() and (late["n"] == 2).all()
+    assert np.allclose(early["mean"], 2 * early["x"] + 10)
+    assert np.allclose(late["mean"], 2 * late["x"] + 5)
+
+
+def test_partial_runs_are_left_out_unless_asked_for(tmp_path: Path) -> None:
+    write_sweep(tmp_path / "s", tau_grid([0], [0, 1]))
+    write_run(tmp_path / "k", status=None, tau=0.0, seed=2)
+    runs = load_runs([tmp_path])
+    with pytest.warns(AnalysisWarning, match="1 of 3 runs did not finish"):
+        design = aggregate.prepare(runs)
+    assert len(design.table) == 2
+    assert len(aggregate.prepare(runs, include_partial=True).table) == 3
+
+
+def test_a_group_without_hard_max_runs_is_warned_about_and_left_out(tmp_path: Path) -> None:
+    write_sweep(tmp_path / "a", tau_grid([0, 0.1], [0, 1]))
+    write_sweep(tmp_path / "b", tau_grid([0.1], [0, 1], env="acrobot"))
+    design = aggregate.prepare(load_runs([tmp_path]))
+    with pytest.warns(AnalysisWarning, match=r"no τ = 0 runs for env=acrobot"):
+        table = aggregate.vs_hard_max(design, n_resamples=99)
+    assert set(table["env"]) == {"cartpole"}
+
+
+def test_runs_that_never_share_a_config_across_tau_are_an_error_naming_what_differs(
+        tmp_path: Path) -> None:
+    write_sweep(tmp_path / "a", tau_grid([0], [0, 1], lr=1e-3))
+    write_sweep(tmp_path / "b", tau_grid([0.1], [0, 1], lr=3e-4))
+    design = aggregate.prepare(load_runs([tmp_path]))
+    with pytest.raises(AnalysisError, match=r"differ in lr: τ = 0 has \{0.001\}, τ > 0 has "
+                                            r"\{0.0003\}"):
+        aggregate.vs_hard_max(design)
+
+
+def test_an_unexpected_varying_key_splits_configs_with_a_warning_and_ignore_pools_them(
+        tmp_path: Path) -> None:
+    write_sweep(tmp_path / "a", tau_grid([0, 0.1], [0], extra={"batch_size": 64}))
+    write_sweep(tmp_path / "b", tau_grid([0, 0.1], [1]))
+    runs = load_runs([tmp_path])
+    with pytest.warns(AnalysisWarning, match=r"batch_size ∈ \{64, 32\}"):
+        split = aggregate.prepare(runs)
+    assert "batch_size" in split.keys
+    pooled = aggregate.prepare(runs, ignore=(*aggregate.DEFAULT_IGNORE, "batch_size"))
+    assert "batch_size" not in pooled.keys
+    assert aggregate.summarize(pooled, n_resamples=99)["n"].max() == 2
+
+
+def test_logging_and_output_settings_do_not_split_configs(tmp_path: Path) -> None:
+    write_sweep(tmp_path / "a", tau_grid([0, 0.1], [0], log_every=50, out_dir="/x"))
+    write_sweep(tmp_path / "b", tau_grid([0, 0.1], [1], log_every=100, eval_every=200,
+                                         out_dir="/y"))
+    design = aggregate.prepare(load_runs([tmp_path]))
+    assert aggregate.summarize(design, n_resamples=99)["n"].eq(2).all()
+
+
+def test_an_unknown_or_unlogged_metric_is_an_error(tmp_path: Path) -> None:
+    runs = load_runs([write_run(tmp_path / "r")])
+    with pytest.raises(AnalysisError, match="unknown metric 'nope'"):
+        aggregate.resolve_metrics(runs, ["nope"])
+    with pytest.raises(AnalysisError, match="final_mae_qstar: no run logged exact/mae_qstar"):
+        aggregate.resolve_metrics(runs, ["final_mae_qstar"])
+    assert "final_mae_qstar" not in [m.name for m in aggregate.resolve_metrics(runs)]
+
+
+def test_runs_without_a_seed_in_their_config_each_count_once(tmp_path: Path) -> None:
+    for i in range(3):
+        run_dir = write_run(tmp_path / str(i), tau=0.0, seed=i)
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        del config["seed"]
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    design = aggregate.prepare(load_runs([tmp_path]))
+    assert len(design.table) == 3
+    assert aggregate.summarize(design, n_resamples=99)["n"].eq(3).all()
