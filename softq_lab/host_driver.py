@@ -3,7 +3,8 @@
 Read top to bottom, `train` is the whole algorithm: act (ε-mixed Boltzmann on q), step the env, store
 the 1-step transition, and every `train.every` steps hand the new transitions to one jitted call that
 writes them to the replay buffer and runs `train.updates` updates in a `lax.scan` (n-step windows are
-cut from the buffer inside that call). Evaluation runs the greedy policy on separate envs.
+cut from the buffer inside that call). Every `eval.every` steps the `Evaluator` measures the greedy
+return and the over-estimation diagnostics on its own envs.
 
 The jitted functions depend only on the static `LearnerSpec` (and batch size, updates per call), so they
 are built once per process and shared by every run of a sweep; τ, γ, the learning rate and the target
@@ -24,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softq_lab import diagnostics, evaluate, exact, replay
+from softq_lab import replay
 from softq_lab.config import RunConfig
-from softq_lab.envs import make as make_env
+from softq_lab.evaluator import Evaluator
 from softq_lab.learner import Hyper, LearnerSpec, LearnerState, make_learner
 from softq_lab.policy import linear_epsilon, select_action
 
@@ -120,81 +121,23 @@ def _progress_bar(cfg: RunConfig) -> Any:
     return tqdm(total=cfg.total_steps, unit="step", dynamic_ncols=True, file=sys.stderr)
 
 
-def warn(message: str) -> None:
-    print(f"softq-train: warning: {message}", file=sys.stderr)
-
-
 def train(cfg: RunConfig, env: gym.Env, log: Logger) -> dict[str, float]:
     """Train on `env` for cfg.total_steps env steps, logging every record; returns the last eval."""
-    eval_envs = [make_env.make(cfg.env) for _ in range(cfg.eval.episodes)]
     spec = learner_spec(cfg, env)
     fns = compiled(spec, cfg.batch_size, cfg.train_updates)
     hyper = Hyper.make(cfg.tau, cfg.gamma, cfg.lr, cfg.polyak, cfg.target_period)
     explore = cfg.exploration
 
-    key_init, key_learn, key_act, key_eval = jax.random.split(jax.random.key(cfg.seed), 4)
+    key_init, key_learn, key_act = jax.random.split(jax.random.key(cfg.seed), 3)
     ts = TrainState(
         learner=fns.init(key_init),
         buffer=replay.init(cfg.buffer_capacity, 1, spec.obs_shape),
         key=key_learn,
     )
-
-    def policy(tau: float) -> evaluate.BatchPolicy:
-        """The greedy (τ = 0) or Boltzmann(q/τ) policy of the current parameters."""
-
-        def act(obs: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-            nonlocal key_eval
-            actions, q, key_eval = fns.act(ts.learner, obs, key_eval, 0.0, tau, mask)
-            return np.asarray(actions), np.asarray(q)
-
-        return act
-
-    def q_fn(obs: np.ndarray) -> np.ndarray:
-        return np.asarray(fns.q_values(ts.learner, obs))
-
-    # Diagnostics run the target policy (Boltzmann for τ > 0) unless told to use the greedy one.
-    separate_target = cfg.tau > 0 and cfg.eval.diagnostics_policy == "target"
-    target_envs = [make_env.make(cfg.env) for _ in eval_envs] if separate_target else []
-    truth = diagnostics.ExactTruth.maybe(
-        env,
-        gamma=cfg.gamma,
-        tau=cfg.tau,
-        operator=cfg.operator,
-        n_step=cfg.n_step,
-        entropy_bonus=cfg.entropy_bonus,
-    )
-    if truth is not None and not truth.fixed.converged:
-        warn(
-            f"no fixed point of the target ({cfg.operator}, tau={cfg.tau}, gamma={cfg.gamma}) "
-            f"on {cfg.env.id}: {truth.fixed.reason}; exact/*_fixed_point is not logged"
-        )
-
-    def evaluation(first: bool) -> dict[str, float]:
-        def seeds(offset: int) -> list[int] | None:
-            return (
-                [cfg.seed + cfg.eval.seed + offset + i for i in range(len(eval_envs))]
-                if first
-                else None
-            )
-
-        greedy_eps = evaluate.run_episodes(eval_envs, policy(0.0), seeds(0))
-        record = evaluate.summarize_returns(greedy_eps)
-        target_eps = greedy_eps
-        if separate_target:
-            target_eps = evaluate.run_episodes(target_envs, policy(cfg.tau), seeds(len(eval_envs)))
-            record.update(evaluate.summarize_returns(target_eps, prefix="eval/target_"))
-        record.update(
-            diagnostics.monte_carlo(
-                target_eps, q_fn, cfg.gamma, cfg.tau, exact.get_operator(cfg.operator)
-            )
-        )
-        if truth is not None:
-            record.update(truth.errors(q_fn(np.eye(truth.n_states, dtype=np.float32))))
-        return record
+    evaluator = Evaluator(cfg, env, fns.act, fns.q_values)
 
     bar = _progress_bar(cfg)
     obs, info = env.reset(seed=cfg.seed)
-    env.action_space.seed(cfg.seed)
     pending: list[tuple] = []
     interval: list[dict[str, jax.Array]] = []
     recent_returns: deque[float] = deque(maxlen=20)
@@ -218,8 +161,7 @@ def train(cfg: RunConfig, env: gym.Env, log: Logger) -> dict[str, float]:
         )
         action = int(action[0])
         next_obs, reward, terminated, truncated, info = env.step(action)
-        if truth is not None:
-            truth.visit(obs, action)
+        evaluator.observe(obs, action)
         pending.append((obs, action, reward, terminated, truncated, next_obs))
         ep_return += float(reward)
         ep_length += 1
@@ -266,11 +208,10 @@ def train(cfg: RunConfig, env: gym.Env, log: Logger) -> dict[str, float]:
                 bar.update(cfg.logger.every)
 
         if step % cfg.eval.every == 0 or step == cfg.total_steps:
-            last_eval = evaluation(first=not last_eval)
+            last_eval = evaluator(ts.learner)
             log(step, last_eval)
 
     if bar is not None:
         bar.close()
-    for e in [*eval_envs, *target_envs]:
-        e.close()
+    evaluator.close()
     return last_eval
