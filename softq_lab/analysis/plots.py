@@ -27,6 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import EngFormatter
 
 from softq_lab.analysis.aggregate import Design, _groups, _sort
 
@@ -86,6 +87,12 @@ def _panels(n_rows: int, n_cols: int) -> tuple[Figure, np.ndarray]:
     FigureCanvasAgg(fig)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     return fig, axes
+
+
+def _count_axis(ax: Axes, label: str) -> None:
+    """An x axis of counts (steps, episodes) ticked as 10k, 1.5M: long labels would run together."""
+    ax.set_xlabel(label)
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
 
 
 def _titles(design: Design) -> tuple[list[dict], str]:
@@ -165,7 +172,7 @@ def curves_figure(curves: pd.DataFrame, design: Design, keys: Sequence[str], *,
             if ylim:
                 ax.set_ylim(*ylim)
             ax.set_title(_title(LABELS.get(key, key), group, head), fontsize=9)
-            ax.set_xlabel(xlabel)
+            _count_axis(ax, xlabel)
             ax.set_ylabel(ylabel or LABELS.get(key, key))
             ax.grid(alpha=0.3)
     _suptitle(fig, head)
@@ -247,7 +254,7 @@ def q_vs_true(curves: pd.DataFrame, design: Design) -> Figure | None:
         _curves_panel(ax, _select(curves[curves["metric"] == truth], group), design, styler,
                       band=False, linestyle="--", label="_true", alpha=0.9)
         ax.set_title(_title("estimate (solid) vs truth (dashed)", group, head), fontsize=9)
-        ax.set_xlabel("environment steps")
+        _count_axis(ax, "environment steps")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     _suptitle(fig, head)
