@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 import scipy.stats
 import yaml
-from fake_runs import tau_grid, write_run, write_sweep
 
 from softq_lab.analysis import aggregate, cli
 from softq_lab.analysis.load import AnalysisError, AnalysisWarning, load_runs
+
+from fake_runs import tau_grid, write_run, write_sweep
 
 N_RESAMPLES = 999
 

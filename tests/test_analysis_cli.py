@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_runs import tau_grid, write_run, write_sweep
 
 from softq_lab.analysis import cli
+
+from fake_runs import tau_grid, write_run, write_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 FIGURES = ("bias_vs_steps", "return_vs_steps", "final_bias_vs_tau", "q_vs_true", "maxbias_left")

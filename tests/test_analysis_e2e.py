@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import FAST, softq_train
 from softq_lab.analysis import cli
+
+from helpers import FAST, softq_train
 from test_analysis_aggregate import N_RESAMPLES, check_table, expected_tables
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from fake_runs import make_config, make_records, tau_grid, write_run, write_sweep
 
 from softq_lab.analysis import load
 from softq_lab.analysis.load import (
@@ -22,6 +21,8 @@ from softq_lab.analysis.load import (
     load_runs,
     load_wandb,
 )
+
+from fake_runs import make_config, make_records, tau_grid, write_run, write_sweep
 
 
 @pytest.fixture(autouse=True)
