@@ -156,3 +156,38 @@ def test_a_soft_run_without_a_fixed_point_warns_and_logs_no_number_for_it(tmp_pa
     evals = [r for r in records(out) if "exact/converged" in r]
     assert evals and all(r["exact/converged"] == 0.0 for r in evals)
     assert not any("fixed_point" in k for r in evals for k in r)
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_sweeps_run_in_parallel_worker_processes_with_the_launcher_plugins(tmp_path, launcher):
+    """joblib (loky workers: no fork after JAX starts) and submitit, the cluster launcher's engine."""
+    sweep = tmp_path / "sweep"
+    result = softq_train(
+        "-m",
+        *FAST,
+        "seed=0,1",
+        "logger.wandb.mode=disabled",
+        f"hydra/launcher={launcher}",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    statuses = [json.loads(p.read_text())["status"] for p in sweep.rglob("status.json")]
+    assert statuses == ["finished", "finished"]
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path):
+    quiet = softq_train(
+        *FAST, "logger.wandb.mode=disabled", f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path
+    )
+    shown = softq_train(
+        *FAST,
+        "logger.wandb.mode=disabled",
+        "logger.progress=on",
+        f"hydra.run.dir={tmp_path / 'b'}",
+        cwd=tmp_path,
+    )
+    assert quiet.returncode == shown.returncode == 0
+    assert "step/s" not in quiet.stderr and "600/600" not in quiet.stderr  # not a TTY: silent
+    assert "600/600" in shown.stderr and "sps=" in shown.stderr
