@@ -7,6 +7,7 @@ from helpers import FAST, softq_train
 CASES = [
     (["env.id=NoSuchEnv-v0"], "env.id='NoSuchEnv-v0'"),
     (["env.id=Pendulum-v1"], "is not Discrete"),
+    (["env.id=CartPole-v1", "+env.kwargs.no_such_arg=1"], "env.kwargs={'no_such_arg': 1}"),
     (["tau=-0.5"], "tau=-0.5: must be a number >= 0"),
     (["tau=abc"], "tau='abc'"),
     (["n_step=0"], "n_step=0: must be an integer >= 1"),
