@@ -1,5 +1,7 @@
 """Bad input: one line naming key, value and what is allowed; exit 2; no run files written."""
 
+import importlib.util
+
 import pytest
 
 from helpers import FAST, softq_train
@@ -36,6 +38,16 @@ def test_bad_value_exits_2_with_one_line_and_writes_no_run_files(tmp_path, overr
     assert "Traceback" not in result.stderr
     written = {p.name for p in out.iterdir()} if out.exists() else set()
     assert written <= {".hydra"}, written  # Hydra's own folder aside, nothing
+
+
+@pytest.mark.skipif(importlib.util.find_spec("Box2D") is not None, reason="Box2D is installed")
+def test_an_env_whose_dependencies_are_missing_is_one_line(tmp_path):
+    result = softq_train("env.id=LunarLander-v3", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "softq-train: error: env.id='LunarLander-v3': cannot be made here: Box2D is not installed, "
+        'you can install it by run `pip install swig` followed by `pip install "gymnasium[box2d]"`'
+    )
 
 
 def test_unknown_group_option_is_hydras_own_error(tmp_path):

@@ -50,6 +50,9 @@ def make(cfg: EnvConfig) -> gym.Env:
         raise ConfigError(
             f"env.kwargs={dict(cfg.kwargs)!r}: not accepted by {cfg.id}: {err}"
         ) from None
+    except gym.error.Error as err:  # e.g. DependencyNotInstalled (Box2D envs)
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"env.id={cfg.id!r}: cannot be made here: {message}") from None
     if not isinstance(env.action_space, gym.spaces.Discrete):
         env.close()
         raise ConfigError(
