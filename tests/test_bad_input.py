@@ -44,10 +44,9 @@ def test_bad_value_exits_2_with_one_line_and_writes_no_run_files(tmp_path, overr
 def test_an_env_whose_dependencies_are_missing_is_one_line(tmp_path):
     result = softq_train("env.id=LunarLander-v3", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == (
-        "softq-train: error: env.id='LunarLander-v3': cannot be made here: Box2D is not installed, "
-        'you can install it by run `pip install swig` followed by `pip install "gymnasium[box2d]"`'
-    )
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("softq-train: error: env.id='LunarLander-v3': cannot be made here: ")
+    assert "Box2D" in line  # gymnasium's own hint on what to install
 
 
 def test_unknown_group_option_is_hydras_own_error(tmp_path):
