@@ -164,6 +164,21 @@ def _optimizer(name: Any, kwargs: dict[str, Any]) -> str:
 
 def from_dict(cfg: Mapping[str, Any]) -> RunConfig:
     """Validate a resolved config (plain nested dicts) and return its typed form."""
+    try:
+        return _from_dict(cfg)
+    except KeyError as err:  # e.g. a key deleted with `~key` on the command line
+        raise ConfigError(f"{err.args[0]}: missing from the config (see conf/config.yaml)") from None
+    except (TypeError, AttributeError) as err:  # e.g. `buffer=5` where a mapping belongs
+        raise ConfigError(f"config has a value of the wrong kind: {err}") from None
+
+
+SECTIONS = ("env", "network", "buffer", "train", "target", "optim", "exploration", "eval", "logger")
+
+
+def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
+    for section in SECTIONS:
+        if not isinstance(cfg[section], Mapping):
+            raise ConfigError(f"{section}={cfg[section]!r}: must be a mapping of its keys")
     env, net, buf, train, target = (
         cfg["env"],
         cfg["network"],

@@ -24,6 +24,8 @@ CASES = [
     (["operator=max"], "operator='max': must be one of"),
     (["optim.name=nosuchopt"], "optim.name='nosuchopt'"),
     (["logger.wandb.mode=sometimes"], "logger.wandb.mode='sometimes'"),
+    (["~tau"], "tau: missing from the config"),
+    (["buffer=5"], "buffer=5: must be a mapping"),
 ]
 
 
