@@ -2,7 +2,7 @@
 
 Box observations are flattened; Discrete (and Tuple/MultiDiscrete) ones become one-hot vectors, so the
 toy-text envs (FrozenLake, CliffWalking, Taxi) work with any network and the `tabular` network is a
-lookup table.
+lookup table. (Importing this module imports `softq_lab.envs`, which registers MaxBias-v0.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import FlattenObservation
 
-import softq_lab.envs  # noqa: F401  (registers softq-lab's own envs, e.g. MaxBias-v0)
 from softq_lab.config import ConfigError, EnvConfig
 
 
