@@ -14,6 +14,7 @@ from typing import Any
 import optax
 
 from softq_lab import networks, operators
+from softq_lab.learner import DOUBLE_MODES
 
 
 class ConfigError(ValueError):
@@ -209,7 +210,7 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
     double = cfg["double"]
     if isinstance(double, bool):  # `double=true` is Double DQN
         double = "target" if double else "none"
-    double = _choice("double", double, ("none", "target", "twin"))
+    double = _choice("double", double, DOUBLE_MODES)
     if double != "none" and operator not in ("soft", "boltzmann"):
         raise ConfigError(f"operator={operator!r}: double={double} supports soft and boltzmann")
 

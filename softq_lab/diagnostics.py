@@ -34,16 +34,9 @@ from softq_lab.evaluate import Episode
 QFunction = Callable[[np.ndarray], np.ndarray]  # obs [B, d] -> q [B, A]
 
 
-def _softmax_entropy(q: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
-    """(π = softmax(q/τ) [..., A], H(π) [...]); greedy and zero entropy at τ = 0 (float64)."""
-    q = np.asarray(q, np.float64)
-    if tau == 0:
-        pi = np.eye(q.shape[-1])[np.argmax(q, axis=-1)]
-        return pi, np.zeros(q.shape[:-1])
-    z = (q - q.max(axis=-1, keepdims=True)) / tau
-    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    pi = np.exp(logp)
-    return pi, -(pi * logp).sum(axis=-1)
+def _policy_entropy(q: np.ndarray, tau: float) -> np.ndarray:
+    """H(π(·|s)) [...] of π = softmax(q/τ) (greedy, so 0, at τ = 0), for q [..., A]."""
+    return exact.entropy(exact.boltzmann_policy(q, tau))
 
 
 def returns_to_go(
@@ -68,11 +61,11 @@ def monte_carlo(
     q_hat, g_hard, g_soft, starts = [], [], [], []
     for ep in episodes:
         q = np.stack(ep.q)
-        _, entropies = _softmax_entropy(q, tau)
+        entropies = _policy_entropy(q, tau)
         tail = (0.0, 0.0)
         if ep.truncated and not ep.terminated:
             q_T = q_fn(ep.final_obs[None])[0]
-            _, h_T = _softmax_entropy(q_T, tau)
+            h_T = _policy_entropy(q_T, tau)
             v_T = float(operator_value(q_T, tau))
             tail = (v_T - tau * float(h_T), v_T)
         hard, soft = returns_to_go(np.asarray(ep.rewards), entropies, gamma, tau, tail)
@@ -139,7 +132,7 @@ class ExactTruth:
     def errors(self, q_hat: np.ndarray) -> dict[str, float]:
         """Bias and MAE of q̂ [S, A] against Q*, the target's fixed point and the current policy."""
         out: dict[str, float] = {"exact/converged": float(self.fixed.converged)}
-        pi, _ = _softmax_entropy(np.where(self.mdp.mask, q_hat, -np.inf), self.tau)
+        pi = exact.boltzmann_policy(q_hat, self.tau, self.mdp.mask)
         policy = exact.policy_q(self.mdp, pi, self.gamma, self.tau)
         truths = {"qstar": self.qstar, "fixed_point": self.fixed, "policy": policy}
         for name, solution in truths.items():
