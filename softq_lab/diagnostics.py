@@ -34,9 +34,9 @@ from softq_lab.evaluate import Episode
 QFunction = Callable[[np.ndarray], np.ndarray]  # obs [B, d] -> q [B, A]
 
 
-def _policy_entropy(q: np.ndarray, tau: float) -> np.ndarray:
-    """H(π(·|s)) [...] of π = softmax(q/τ) (greedy, so 0, at τ = 0), for q [..., A]."""
-    return exact.entropy(exact.boltzmann_policy(q, tau))
+def _policy_entropy(q: np.ndarray, tau: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """H(π(·|s)) [...] of π = softmax(q/τ) over the valid actions (greedy, so 0, at τ = 0)."""
+    return exact.entropy(exact.boltzmann_policy(q, tau, mask))
 
 
 def returns_to_go(
@@ -61,7 +61,9 @@ def monte_carlo(
     q_hat, g_hard, g_soft, starts = [], [], [], []
     for ep in episodes:
         q = np.stack(ep.q)
-        entropies = _policy_entropy(q, tau)
+        known = len(ep.masks) == len(ep.q) and all(m is not None for m in ep.masks)
+        masks = np.stack(ep.masks) if known else None
+        entropies = _policy_entropy(q, tau, masks)
         tail = (0.0, 0.0)
         if ep.truncated and not ep.terminated:
             q_T = q_fn(ep.final_obs[None])[0]

@@ -19,6 +19,7 @@ class Episode:
     actions: list[int] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     q: list[np.ndarray] = field(default_factory=list)  # q(s_t, ·) at each step
+    masks: list[np.ndarray | None] = field(default_factory=list)  # valid actions at s_t, if known
     final_obs: np.ndarray | None = None  # s_T, the observation the episode ended in
     terminated: bool = False  # False with `truncated` = the return is censored by a time limit
     truncated: bool = False
@@ -57,6 +58,7 @@ def run_episodes(
             ep.obs.append(obs[i])
             ep.actions.append(a)
             ep.q.append(np.asarray(q[j]))
+            ep.masks.append(masks[i])
             obs[i], r, term, trunc, info = envs[i].step(a)
             masks[i] = info.get("action_mask")
             ep.rewards.append(float(r))

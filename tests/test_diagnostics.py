@@ -60,6 +60,14 @@ def test_soft_return_adds_the_entropy_bonus_of_later_states():
     assert out["overestimation/return_start_soft"] == pytest.approx(g_soft[0])
 
 
+def test_the_entropy_bonus_counts_only_the_actions_the_env_allows():
+    tau, gamma = 1.0, 0.5
+    ep = episode(q=[[0.0, 0.0, 0.0], [0.0, 0.0, 5.0]], actions=[0, 1], rewards=[0.0, 0.0])
+    ep.masks = [np.array([1, 1, 1]), np.array([1, 1, 0])]  # at s_1 only two actions are valid
+    out = diagnostics.monte_carlo([ep], no_q, gamma, tau, operator_value=exact.soft)
+    assert out["overestimation/return_start_soft"] == pytest.approx(tau * gamma * np.log(2))
+
+
 def test_a_truncated_return_is_bootstrapped_with_the_learners_value_not_taken_as_truth():
     tau, gamma = 0.5, 0.9
     q_T = np.array([1.0, 2.0])
