@@ -57,7 +57,9 @@ def returns_to_go(
 def monte_carlo(
     episodes: Sequence[Episode], q_fn: QFunction, gamma: float, tau: float, operator_value: Callable
 ) -> dict[str, float]:
-    """Bias and error of q̂(s_t, a_t) against the realised hard and soft returns-to-go."""
+    """Bias and error of q̂(s_t, a_t) against the realised hard and soft returns-to-go.
+
+    `operator_value(q, tau, mask)` is the backup operator on valid actions (an `exact` operator)."""
     q_hat, g_hard, g_soft, starts = [], [], [], []
     for ep in episodes:
         q = np.stack(ep.q)
@@ -67,8 +69,8 @@ def monte_carlo(
         tail = (0.0, 0.0)
         if ep.truncated and not ep.terminated:
             q_T = q_fn(ep.final_obs[None])[0]
-            h_T = _policy_entropy(q_T, tau)
-            v_T = float(operator_value(q_T, tau))
+            h_T = _policy_entropy(q_T, tau, ep.final_mask)
+            v_T = float(operator_value(q_T, tau, ep.final_mask))
             tail = (v_T - tau * float(h_T), v_T)
         hard, soft = returns_to_go(np.asarray(ep.rewards), entropies, gamma, tau, tail)
         taken = q[np.arange(len(ep.actions)), ep.actions]

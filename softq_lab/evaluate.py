@@ -21,6 +21,7 @@ class Episode:
     q: list[np.ndarray] = field(default_factory=list)  # q(s_t, ·) at each step
     masks: list[np.ndarray | None] = field(default_factory=list)  # valid actions at s_t, if known
     final_obs: np.ndarray | None = None  # s_T, the observation the episode ended in
+    final_mask: np.ndarray | None = None  # valid actions at s_T, if known
     terminated: bool = False  # False with `truncated` = the return is censored by a time limit
     truncated: bool = False
 
@@ -64,6 +65,7 @@ def run_episodes(
             ep.rewards.append(float(r))
             if term or trunc:
                 ep.terminated, ep.truncated, ep.final_obs = bool(term), bool(trunc), obs[i]
+                ep.final_mask = masks[i]
             else:
                 still.append(i)
         live = still
