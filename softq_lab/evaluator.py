@@ -1,6 +1,6 @@
 """What happens at each evaluation: the greedy return, then the over-estimation diagnostics.
 
-`Evaluator(cfg, env, act, q_values)` owns its own envs and seeds (separate from training), and the
+`Evaluator(cfg, env, act, q_act)` owns its own envs and seeds (separate from training), and the
 exact truth of a tabular env; the driver calls `observe` on every training step (to count visited
 pairs) and the evaluator itself with the current learner state every `eval.every` steps.
 """
@@ -25,8 +25,8 @@ def warn(message: str) -> None:
 
 
 class Evaluator:
-    def __init__(self, cfg: RunConfig, env: gym.Env, act: Callable, q_values: Callable) -> None:
-        self.cfg, self._act, self._q_values = cfg, act, q_values
+    def __init__(self, cfg: RunConfig, env: gym.Env, act: Callable, q_act: Callable) -> None:
+        self.cfg, self._act, self._q_act = cfg, act, q_act
         self._key = jax.random.key(cfg.seed + cfg.eval.seed)
         self._first = True
         self.greedy_envs = [make_env.make(cfg.env) for _ in range(cfg.eval.episodes)]
@@ -66,7 +66,7 @@ class Evaluator:
         cfg = self.cfg
 
         def q_fn(obs: np.ndarray) -> np.ndarray:
-            return np.asarray(self._q_values(state, obs))
+            return np.asarray(self._q_act(state, obs))
 
         greedy = evaluate.run_episodes(self.greedy_envs, self._policy(state, 0.0), self._seeds(0))
         record = evaluate.summarize_returns(greedy)

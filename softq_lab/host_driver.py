@@ -43,7 +43,7 @@ class TrainState(NamedTuple):
 class Compiled(NamedTuple):
     init: Callable  # (key) -> LearnerState
     act: Callable  # (LearnerState, obs [E, d], key, eps, tau, mask) -> (actions [E], q [E, A], key)
-    q_values: Callable  # (LearnerState, obs [B, d]) -> q [B, A], the q the policies act on
+    q_act: Callable  # (LearnerState, obs [B, d]) -> q [B, A], the q the policies act on
     store: Callable  # (TrainState, chunk) -> TrainState
     learn: Callable  # (TrainState, chunk, Hyper) -> (TrainState, mean metrics)
 
@@ -75,7 +75,7 @@ def compiled(spec: LearnerSpec, batch_size: int, updates: int) -> Compiled:
     return Compiled(
         init=jax.jit(learner.init),
         act=jax.jit(act),
-        q_values=jax.jit(learner.q_act),
+        q_act=jax.jit(learner.q_act),
         store=jax.jit(store, donate_argnums=0),
         learn=jax.jit(learn, donate_argnums=0),
     )
@@ -134,7 +134,7 @@ def train(cfg: RunConfig, env: gym.Env, log: Logger) -> dict[str, float]:
         buffer=replay.init(cfg.buffer_capacity, 1, spec.obs_shape),
         key=key_learn,
     )
-    evaluator = Evaluator(cfg, env, fns.act, fns.q_values)
+    evaluator = Evaluator(cfg, env, fns.act, fns.q_act)
 
     bar = _progress_bar(cfg)
     obs, info = env.reset(seed=cfg.seed)
