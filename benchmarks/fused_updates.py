@@ -14,9 +14,9 @@ import time
 import jax
 import numpy as np
 
-from softq_lab import replay
-from softq_lab.host_driver import TrainState, compiled
-from softq_lab.learner import Hyper, LearnerSpec
+from softq_lab.core import replay
+from softq_lab.core.learner import Hyper, LearnerSpec
+from softq_lab.drivers.host import TrainState, compiled
 
 
 def chunk(steps: int, rng: np.random.Generator) -> replay.Transition:

@@ -19,7 +19,7 @@ FAST = [  # a run of a few seconds: tiny network, few steps
 def softq_train(*overrides: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "JAX_PLATFORMS": "cpu"}
     return subprocess.run(
-        [sys.executable, "-m", "softq_lab.train", *overrides],
+        [sys.executable, "-m", "softq_lab.run.train", *overrides],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -1,4 +1,4 @@
-"""Exact tabular values (softq_lab.exact): closed forms, an independent brute-force loop, bounds,
+"""Exact tabular values (softq_lab.diagnostics.exact): closed forms, an independent brute-force loop, bounds,
 n-step fixed points, policy evaluation and honest non-convergence."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from softq_lab import exact
+from softq_lab.diagnostics import exact
 
 LOG = np.log
 
@@ -49,7 +49,7 @@ def frozen_mdp(frozen_lake: gym.Env) -> exact.TabularMDP:
 
 
 def brute_force_q(env: gym.Env, gamma: float, sweeps: int) -> np.ndarray:
-    """Plain dictionary value iteration straight from env.P, independent of softq_lab.exact."""
+    """Plain dictionary value iteration straight from env.P, independent of softq_lab.diagnostics.exact."""
     P = env.unwrapped.P
     n_s, n_a = len(P), len(P[0])
     q = [[0.0] * n_a for _ in range(n_s)]
@@ -118,7 +118,7 @@ def test_operators_are_stable_for_huge_values_and_tiny_tau() -> None:
 
 def test_numpy_operators_agree_with_the_trainers_jax_operators() -> None:
     jnp = pytest.importorskip("jax.numpy")
-    from softq_lab import operators
+    from softq_lab.core import operators
 
     q = np.random.default_rng(0).normal(size=(5, 4)) * 3
     for name in ("soft", "mellowmax", "boltzmann"):

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from softq_lab import networks
-from softq_lab.learner import Hyper, LearnerSpec, make_learner
-from softq_lab.replay import Window
+from softq_lab.core import networks
+from softq_lab.core.learner import Hyper, LearnerSpec, make_learner
+from softq_lab.core.replay import Window
 
 TABLE = networks.NetworkSpec(type=2, hidden_sizes=(), use_bias=False, init="zeros")
 

@@ -8,7 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import softq_lab.envs  # noqa: F401  (registers MaxBias-v0)
-from softq_lab import exact
+from softq_lab.diagnostics import exact
 from softq_lab.envs.maxbias import STATE_A, STATE_B, TERMINAL, MaxBiasEnv
 
 

@@ -9,10 +9,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from softq_lab import host_driver
-from softq_lab.config import from_dict
+from softq_lab.drivers import host
 from softq_lab.envs import make as make_env
-from softq_lab.train import CONFIG_DIR
+from softq_lab.run.config import from_dict
+from softq_lab.run.train import CONFIG_DIR
 
 SEEDS = range(12)
 
@@ -24,7 +24,7 @@ def left_fractions(double: str, seed: int) -> np.ndarray:
         )
     run_cfg = from_dict(OmegaConf.to_container(cfg, resolve=True))
     records = []
-    host_driver.train(run_cfg, make_env.make(run_cfg.env), lambda step, r: records.append(r))
+    host.train(run_cfg, make_env.make(run_cfg.env), lambda step, r: records.append(r))
     return np.array([r["maxbias/left"] for r in records if "maxbias/left" in r])
 
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from softq_lab import operators
+from softq_lab.core import operators
 
 Q = jnp.array([[1.0, 2.0, 3.0], [-5.0, 0.5, 0.5]])
 ALL = ["soft", "mellowmax", "boltzmann", "hard"]

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from softq_lab import replay, targets
+from softq_lab.core import replay, targets
 
 
 def random_stream(rng: np.random.Generator, steps: int, obs_dim: int = 3):

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import FlattenObservation
 
-from softq_lab.config import ConfigError, EnvConfig
+from softq_lab.run.config import ConfigError, EnvConfig
 
 
 class Float32Observation(gym.ObservationWrapper):

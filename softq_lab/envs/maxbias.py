@@ -20,7 +20,7 @@ terminated)]`, with B's rewards at their mean. An invalid action is modelled as
 `(1.0, terminal, -inf, True)`: worth −∞, so that a max, log-sum-exp or softmax over all of a state's
 actions ignores it exactly as if it were absent, and any use that does not exclude it fails loudly
 rather than quietly. Mean-based operators (mellowmax's 1/|A|) must still exclude it explicitly:
-`self.valid_actions` ([3, n_actions] bool) is the mask, which `softq_lab.exact.tabular_mdp` reads.
+`self.valid_actions` ([3, n_actions] bool) is the mask, which `softq_lab.diagnostics.exact.tabular_mdp` reads.
 """
 
 from __future__ import annotations

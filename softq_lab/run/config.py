@@ -13,8 +13,8 @@ from typing import Any
 
 import optax
 
-from softq_lab import networks, operators
-from softq_lab.learner import DOUBLE_MODES
+from softq_lab.core import networks, operators
+from softq_lab.core.learner import DOUBLE_MODES
 
 
 class ConfigError(ValueError):

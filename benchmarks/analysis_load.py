@@ -1,4 +1,4 @@
-"""Time loading a synthetic sweep: `python analysis/bench_load.py [--runs 100] [--rows 10000]`.
+"""Time loading a synthetic sweep: `python benchmarks/analysis_load.py [--runs 100] [--rows 10000]`.
 
 Writes RUNS run directories of ROWS metrics.jsonl lines each (a mix of episode, logger and eval
 records, like the trainer's) into a temporary directory, then times `load_runs` without the cache,

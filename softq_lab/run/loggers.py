@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from softq_lab.config import WandbConfig
+from softq_lab.run.config import WandbConfig
 
 METRICS_FILE = "metrics.jsonl"
 PERF_FILE = "perf.jsonl"

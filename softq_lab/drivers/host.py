@@ -25,11 +25,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softq_lab import replay
-from softq_lab.config import RunConfig
-from softq_lab.evaluator import Evaluator
-from softq_lab.learner import Hyper, LearnerSpec, LearnerState, make_learner
-from softq_lab.policy import linear_epsilon, select_action
+from softq_lab.core import replay
+from softq_lab.core.learner import Hyper, LearnerSpec, LearnerState, make_learner
+from softq_lab.core.policy import linear_epsilon, select_action
+from softq_lab.diagnostics.evaluator import Evaluator
+from softq_lab.run.config import RunConfig
 
 Logger = Callable[[int, dict[str, Any]], None]  # (global step, record) -> None
 

@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from softq_lab import networks, operators, targets
-from softq_lab.replay import Window
+from softq_lab.core import networks, operators, targets
+from softq_lab.core.replay import Window
 
 Params = Any
 

@@ -21,12 +21,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from softq_lab.config import ConfigError, RunConfig, from_dict
-from softq_lab.loggers import CONFIG_FILE, RunLogger
+from softq_lab.run.config import ConfigError, RunConfig, from_dict
+from softq_lab.run.loggers import CONFIG_FILE, RunLogger
 
 PROG = "softq-train"
 # The repository's conf/ (softq-lab is used from a clone, installed in editable mode).
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _enable_compilation_cache() -> None:
@@ -50,7 +50,7 @@ def _wandb_group(cfg: RunConfig) -> str | None:
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Validate, then train, logging into the Hydra job's output dir; returns the final eval."""
-    from softq_lab import host_driver
+    from softq_lab.drivers import host
     from softq_lab.envs import make as make_env
 
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
@@ -78,7 +78,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         logger.log(step, record)
 
     try:
-        result = host_driver.train(run_cfg, env, log)
+        result = host.train(run_cfg, env, log)
     except KeyboardInterrupt:
         logger.close("killed", last_step, error="KeyboardInterrupt")
         raise

@@ -15,9 +15,9 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from softq_lab import diagnostics, evaluate, exact
-from softq_lab.config import RunConfig
+from softq_lab.diagnostics import episodes, exact, exact_truth, monte_carlo
 from softq_lab.envs import make as make_env
+from softq_lab.run.config import RunConfig
 
 
 def warn(message: str) -> None:
@@ -33,7 +33,7 @@ class Evaluator:
         # Diagnostics run the target policy (Boltzmann for τ > 0) unless told to use the greedy one.
         separate = cfg.tau > 0 and cfg.eval.diagnostics_policy == "target"
         self.target_envs = [make_env.make(cfg.env) for _ in self.greedy_envs] if separate else []
-        self.truth = diagnostics.ExactTruth.maybe(
+        self.truth = exact_truth.ExactTruth.maybe(
             env, gamma=cfg.gamma, tau=cfg.tau, operator=cfg.operator, n_step=cfg.n_step,
             entropy_bonus=cfg.entropy_bonus,
         )  # fmt: skip
@@ -48,7 +48,7 @@ class Evaluator:
         if self.truth is not None:
             self.truth.visit(obs, action)
 
-    def _policy(self, state: Any, tau: float) -> evaluate.BatchPolicy:
+    def _policy(self, state: Any, tau: float) -> episodes.BatchPolicy:
         """The greedy (τ = 0) or Boltzmann(q/τ) policy of `state`."""
 
         def act(obs: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -68,16 +68,16 @@ class Evaluator:
         def q_fn(obs: np.ndarray) -> np.ndarray:
             return np.asarray(self._q_act(state, obs))
 
-        greedy = evaluate.run_episodes(self.greedy_envs, self._policy(state, 0.0), self._seeds(0))
-        record = evaluate.summarize_returns(greedy)
+        greedy = episodes.run_episodes(self.greedy_envs, self._policy(state, 0.0), self._seeds(0))
+        record = episodes.summarize_returns(greedy)
         target = greedy
         if self.target_envs:
-            target = evaluate.run_episodes(
+            target = episodes.run_episodes(
                 self.target_envs, self._policy(state, cfg.tau), self._seeds(len(self.greedy_envs))
             )
-            record.update(evaluate.summarize_returns(target, prefix="eval/target_"))
+            record.update(episodes.summarize_returns(target, prefix="eval/target_"))
         operator_value = exact.get_operator(cfg.operator)
-        record.update(diagnostics.monte_carlo(target, q_fn, cfg.gamma, cfg.tau, operator_value))
+        record.update(monte_carlo.monte_carlo(target, q_fn, cfg.gamma, cfg.tau, operator_value))
         if self.truth is not None:
             record.update(self.truth.errors(q_fn(np.eye(self.truth.n_states, dtype=np.float32))))
         self._first = False

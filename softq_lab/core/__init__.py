@@ -1,0 +1,1 @@
+"""The learner's pure functions: operators, n-step targets, replay, networks, policy, the learner."""

@@ -1,0 +1,1 @@
+"""Over-estimation diagnostics: evaluation episodes, Monte-Carlo returns, exact tabular truth."""
