@@ -22,6 +22,7 @@ class Episode:
     masks: list[np.ndarray | None] = field(default_factory=list)  # valid actions at s_t, if known
     final_obs: np.ndarray | None = None  # s_T, the observation the episode ended in
     final_mask: np.ndarray | None = None  # valid actions at s_T, if known
+    final_q: np.ndarray | None = None  # q(s_T, ·), when the runner computed it (else q_fn(s_T))
     terminated: bool = False  # False with `truncated` = the return is censored by a time limit
     truncated: bool = False
 

@@ -63,26 +63,46 @@ class Evaluator:
         return [base + i for i in range(n)] if self._first else None
 
     def __call__(self, state: Any) -> dict[str, float]:
-        cfg = self.cfg
-
         def q_fn(obs: np.ndarray) -> np.ndarray:
             return np.asarray(self._q_act(state, obs))
 
         greedy = episodes.run_episodes(self.greedy_envs, self._policy(state, 0.0), self._seeds(0))
-        record = episodes.summarize_returns(greedy)
-        target = greedy
+        target = None
         if self.target_envs:
             target = episodes.run_episodes(
-                self.target_envs, self._policy(state, cfg.tau), self._seeds(len(self.greedy_envs))
+                self.target_envs,
+                self._policy(state, self.cfg.tau),
+                self._seeds(len(self.greedy_envs)),
             )
-            record.update(episodes.summarize_returns(target, prefix="eval/target_"))
-        operator_value = exact.get_operator(cfg.operator)
-        record.update(monte_carlo.monte_carlo(target, q_fn, cfg.gamma, cfg.tau, operator_value))
+        q_table = None
         if self.truth is not None:
-            record.update(self.truth.errors(q_fn(np.eye(self.truth.n_states, dtype=np.float32))))
+            q_table = q_fn(np.eye(self.truth.n_states, dtype=np.float32))
         self._first = False
-        return record
+        return evaluation_record(self.cfg, greedy, target, q_fn, self.truth, q_table)
 
     def close(self) -> None:
         for env in [*self.greedy_envs, *self.target_envs]:
             env.close()
+
+
+def evaluation_record(
+    cfg: RunConfig,
+    greedy: list[episodes.Episode],
+    target: list[episodes.Episode] | None,
+    q_fn: monte_carlo.QFunction | None,
+    truth: exact_truth.ExactTruth | None,
+    q_table: np.ndarray | None,
+) -> dict[str, float]:
+    """One evaluation's record, whichever driver ran the episodes: the greedy return, the target
+    policy's return (`target`: its episodes, None when they are the greedy ones), the Monte-Carlo
+    diagnostics on the target episodes and, on a tabular env, the exact errors of `q_table` [S, A]."""
+    record = episodes.summarize_returns(greedy)
+    if target is not None:
+        record.update(episodes.summarize_returns(target, prefix="eval/target_"))
+    operator_value = exact.get_operator(cfg.operator)
+    record.update(
+        monte_carlo.monte_carlo(target or greedy, q_fn, cfg.gamma, cfg.tau, operator_value)
+    )
+    if truth is not None and q_table is not None:
+        record.update(truth.errors(q_table))
+    return record

@@ -51,7 +51,11 @@ def returns_to_go(
 
 
 def monte_carlo(
-    episodes: Sequence[Episode], q_fn: QFunction, gamma: float, tau: float, operator_value: Callable
+    episodes: Sequence[Episode],
+    q_fn: QFunction | None,
+    gamma: float,
+    tau: float,
+    operator_value: Callable,
 ) -> dict[str, float]:
     """Bias and error of q̂(s_t, a_t) against the realised hard and soft returns-to-go.
 
@@ -64,7 +68,7 @@ def monte_carlo(
         entropies = _policy_entropy(q, tau, masks)
         tail = (0.0, 0.0)
         if ep.truncated and not ep.terminated:
-            q_T = q_fn(ep.final_obs[None])[0]
+            q_T = ep.final_q if ep.final_q is not None else q_fn(ep.final_obs[None])[0]
             h_T = _policy_entropy(q_T, tau, ep.final_mask)
             v_T = float(operator_value(q_T, tau, ep.final_mask))
             tail = (v_T - tau * float(h_T), v_T)
