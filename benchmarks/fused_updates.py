@@ -16,7 +16,7 @@ import numpy as np
 
 from softq_lab.core import replay
 from softq_lab.core.learner import Hyper, LearnerSpec
-from softq_lab.drivers.host import TrainState, compiled
+from softq_lab.drivers.steps import TrainState, make_steps
 
 
 def chunk(steps: int, rng: np.random.Generator) -> replay.Transition:
@@ -27,23 +27,27 @@ def chunk(steps: int, rng: np.random.Generator) -> replay.Transition:
         terminated=rng.random((steps, 1)) < 0.02,
         truncated=np.zeros((steps, 1), bool),
         next_obs=rng.normal(size=(steps, 1, 4)).astype(np.float32),
+        next_mask=np.ones((steps, 1, 2), bool),
     )
 
 
 def seconds_per_update(spec: LearnerSpec, updates_per_call: int, total: int, repeats: int) -> float:
-    fns = compiled(spec, 128, updates_per_call)
+    steps = make_steps(spec, 128, updates_per_call)
+    store, learn = jax.jit(steps.store), jax.jit(steps.learn, donate_argnums=0)
     rng = np.random.default_rng(0)
-    ts = TrainState(fns.init(jax.random.key(0)), replay.init(50_000, 1, (4,)), jax.random.key(1))
-    ts = fns.store(ts, chunk(10_000, rng))
+    buffer = replay.init(50_000, 1, (4,), 2)
+    ts = store(
+        TrainState(steps.init(jax.random.key(0)), buffer, jax.random.key(1)), chunk(10_000, rng)
+    )
     hyper = Hyper.make(tau=0.01, gamma=0.99, lr=1e-3)
     data = chunk(updates_per_call, rng)
-    ts, m = fns.learn(ts, data, hyper)  # compile
+    ts, m = learn(ts, data, hyper)  # compile
     jax.block_until_ready(m)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(total // updates_per_call):
-            ts, m = fns.learn(ts, data, hyper)
+            ts, m = learn(ts, data, hyper)
         jax.block_until_ready(m)
         times.append((time.perf_counter() - start) / total)
     return statistics.median(times)

@@ -3,9 +3,9 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-from softq_lab.diagnostics.episodes import Episode
 
 from softq_lab.diagnostics import exact, exact_truth, monte_carlo
+from softq_lab.diagnostics.episodes import Episode
 
 
 def episode(q, actions, rewards, terminated=True, final_obs=None):

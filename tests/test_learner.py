@@ -34,6 +34,7 @@ def fixed_window():
         mask=jnp.array([[1.0, 1.0], [1.0, 0.0]]),
         terminal=jnp.array([False, True]),
         next_obs=one_hot([2, 2]),
+        next_mask=jnp.ones((2, 2), bool),
     )
 
 
@@ -75,6 +76,7 @@ def test_double_q_target_lets_the_online_network_choose():
         mask=jnp.array([[1.0]]),
         terminal=jnp.array([False]),
         next_obs=one_hot([2]),
+        next_mask=jnp.ones((1, 2), bool),
     )
     _, q_hard = learner.targets(online, target, window, Hyper.make(0.0, 0.5, 1e-3))
     np.testing.assert_allclose(q_hard, [1 + 0.5 * 2.0])  # not 1 + 0.5·7 (the target's own max)

@@ -21,14 +21,20 @@ def random_stream(rng: np.random.Generator, steps: int, obs_dim: int = 3):
 
 
 def fill(rows, capacity, chunk=5):
-    state = replay.init(capacity, 1, (3,))
+    state = replay.init(capacity, 1, (3,), 2)
     for i in range(0, len(rows), chunk):
         part = rows[i : i + chunk]
         o, a, r, te, tr, no = (np.asarray(x) for x in zip(*part, strict=True))
         state = replay.add(
             state,
             replay.Transition(
-                o[:, None], a[:, None], r[:, None], te[:, None], tr[:, None], no[:, None]
+                o[:, None],
+                a[:, None],
+                r[:, None],
+                te[:, None],
+                tr[:, None],
+                no[:, None],
+                np.ones((len(part), 1, 2), bool),
             ),
         )
     return state
@@ -105,7 +111,7 @@ def test_sample_is_seeded_and_uniform_over_stored_rows():
 
 
 def test_add_and_sample_are_jittable_and_the_buffer_wraps():
-    state = replay.init(4, 2, (1,))
+    state = replay.init(4, 2, (1,), 2)
     chunk = replay.Transition(
         obs=jnp.arange(6.0).reshape(3, 2, 1),
         action=jnp.zeros((3, 2), int),
@@ -113,6 +119,7 @@ def test_add_and_sample_are_jittable_and_the_buffer_wraps():
         terminated=jnp.zeros((3, 2), bool),
         truncated=jnp.zeros((3, 2), bool),
         next_obs=jnp.zeros((3, 2, 1)),
+        next_mask=jnp.ones((3, 2, 2), bool),
     )
     add = jax.jit(replay.add)
     state = add(add(state, chunk), chunk)

@@ -3,7 +3,7 @@
 The result is a `RunSet` of two pandas frames:
 
 - `RunSet.runs`: one row per run: `run_id`, `run_path`, `source` (`local` / `wandb`), `status`
-  (`finished`, `failed`, `killed`; wandb may also say `running`), `partial` (status is not
+  (`finished`, `diverged`, `failed`, `killed`; wandb may also say `running`), `partial` (status is not
   `finished`), `error` (a failed run's one-line error), `status_step` (step in status.json),
   `last_step` (last logged step), `n_rows`, `skipped_lines` (corrupt / half-written lines of
   metrics.jsonl that were skipped), `elapsed_s` (last `perf/elapsed_s`), every leaf of the run's
@@ -341,7 +341,7 @@ def default_cache_dir() -> Path:
 def read_status(run_dir: Path) -> tuple[str, str | None, float]:
     """(status, error, step) of a run.
 
-    `status.json` says `finished` or `failed` (with `error`), or `killed` when the trainer saw the
+    `status.json` says `finished`, `diverged` or `failed` (with `error`), or `killed` when the trainer saw the
     interrupt; no `status.json` means the run was killed (or is still running). An unreadable
     `status.json` is reported and treated as killed.
     """
@@ -354,7 +354,7 @@ def read_status(run_dir: Path) -> tuple[str, str | None, float]:
     except (ValueError, KeyError, TypeError):
         warn(f"{path}: unreadable; the run is treated as killed")
         return "killed", None, math.nan
-    if name not in ("finished", "failed", "killed"):
+    if name not in ("finished", "diverged", "failed", "killed"):
         warn(f"{path}: unknown status {name!r}")
     error = status.get("error")
     step = status.get("step")

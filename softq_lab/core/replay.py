@@ -34,6 +34,7 @@ class Transition(NamedTuple):
     terminated: jax.Array
     truncated: jax.Array
     next_obs: jax.Array
+    next_mask: jax.Array  # bool [..., A]: the actions valid at next_obs (all True without masks)
 
 
 class BufferState(NamedTuple):
@@ -48,7 +49,8 @@ class Window(NamedTuple):
     obs [B, n, ...] and action [B, n]: S_{t+k}, A_{t+k}; reward [B, n]: R_{t+k}, the reward of step t+k;
     mask [B, n]: 1 for the steps inside the window (a prefix);
     terminal [B]: the window's last step terminated the episode; next_obs [B, ...]: S_{t+m}, the
-    observation after the window's last step (m = mask.sum(-1)).
+    observation after the window's last step (m = mask.sum(-1)); next_mask [B, A]: the actions valid
+    at S_{t+m}, which the bootstrap's operator ranges over.
     """
 
     obs: jax.Array
@@ -57,9 +59,10 @@ class Window(NamedTuple):
     mask: jax.Array
     terminal: jax.Array
     next_obs: jax.Array
+    next_mask: jax.Array
 
 
-def init(capacity: int, n_envs: int, obs_shape: tuple[int, ...]) -> BufferState:
+def init(capacity: int, n_envs: int, obs_shape: tuple[int, ...], n_actions: int) -> BufferState:
     """An empty buffer of `capacity` rows of `n_envs` float32 observations of `obs_shape`."""
     if capacity < 1 or n_envs < 1:
         raise ValueError(f"capacity={capacity}, n_envs={n_envs}: both must be >= 1")
@@ -74,6 +77,7 @@ def init(capacity: int, n_envs: int, obs_shape: tuple[int, ...]) -> BufferState:
         terminated=zeros((), jnp.bool_),
         truncated=zeros((), jnp.bool_),
         next_obs=zeros(obs_shape, jnp.float32),
+        next_mask=zeros((n_actions,), jnp.bool_),
     )
     return BufferState(data=data, pos=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
 
@@ -126,4 +130,5 @@ def windows(state: BufferState, age: jax.Array, env: jax.Array, n_step: int) -> 
         mask=mask.astype(jnp.float32),
         terminal=win.terminated[batch, last],
         next_obs=win.next_obs[batch, last],
+        next_mask=win.next_mask[batch, last],
     )

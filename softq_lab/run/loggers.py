@@ -45,13 +45,22 @@ class JsonlFile:
 class RunLogger:
     """Sends each record to the local files and to wandb; `close(status)` ends the run."""
 
-    def __init__(self, run_dir: Path, wandb_cfg: WandbConfig, config: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        wandb_cfg: WandbConfig,
+        config: Mapping[str, Any],
+        many: bool = False,
+    ) -> None:
+        """`many`: this process keeps several runs open at once (a batch), each its own wandb run."""
         self.run_dir = run_dir
-        self._wandb = _start_wandb(run_dir, wandb_cfg, config)
+        self.last_step = 0
+        self._wandb = _start_wandb(run_dir, wandb_cfg, config, many)
         self._metrics = JsonlFile(run_dir / METRICS_FILE)
         self._perf = JsonlFile(run_dir / PERF_FILE)
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
+        self.last_step = step
         metrics = {k: _plain(v) for k, v in metrics.items()}
         local = {k: v for k, v in metrics.items() if not k.startswith(PERF_PREFIX)}
         perf = {k: v for k, v in metrics.items() if k.startswith(PERF_PREFIX)}
@@ -63,7 +72,7 @@ class RunLogger:
             self._wandb.log(metrics, step=step)
 
     def close(self, status: str, step: int, error: str | None = None) -> None:
-        """Write status.json (finished / failed) and finish the wandb run."""
+        """Write status.json (finished / diverged / failed / killed) and finish the wandb run."""
         self._metrics.close()
         self._perf.close()
         record: dict[str, Any] = {"status": status, "step": step}
@@ -74,7 +83,7 @@ class RunLogger:
             self._wandb.finish(exit_code=0 if status == "finished" else 1)
 
 
-def _start_wandb(run_dir: Path, cfg: WandbConfig, config: Mapping[str, Any]) -> Any:
+def _start_wandb(run_dir: Path, cfg: WandbConfig, config: Mapping[str, Any], many: bool) -> Any:
     """One wandb run per job; None when disabled."""
     if cfg.mode == "disabled":
         return None
@@ -88,6 +97,6 @@ def _start_wandb(run_dir: Path, cfg: WandbConfig, config: Mapping[str, Any]) -> 
         config=dict(config),
         mode=cfg.mode,
         dir=str(run_dir),
-        reinit="finish_previous",
+        reinit="create_new" if many else "finish_previous",
         settings=wandb.Settings(quiet=True, console="off"),
     )

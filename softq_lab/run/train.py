@@ -14,14 +14,14 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from softq_lab.run.config import ConfigError, RunConfig, from_dict
+from softq_lab.run.config import ConfigError, RunConfig, WandbConfig, from_dict
 from softq_lab.run.loggers import CONFIG_FILE, RunLogger
 
 PROG = "softq-train"
@@ -29,7 +29,7 @@ PROG = "softq-train"
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
-def _enable_compilation_cache() -> None:
+def enable_compilation_cache() -> None:
     """Persist compiled programs across processes (start-up drops from seconds to a fraction)."""
     import jax
 
@@ -48,28 +48,46 @@ def _wandb_group(cfg: RunConfig) -> str | None:
     return Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else None
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Validate, then train, logging into the Hydra job's output dir; returns the final eval."""
-    from softq_lab.drivers import host
+class Job(NamedTuple):
+    """A validated job whose run dir holds its config.yaml, ready for a driver."""
+
+    run_dir: Path
+    cfg: RunConfig
+    resolved: dict[str, Any]  # the composed config as written to config.yaml
+    wandb: WandbConfig
+
+
+def prepare(cfg: DictConfig) -> Job:
+    """Validate the job's config (ConfigError, before any file is written), then write its
+    config.yaml into the Hydra job's output dir."""
     from softq_lab.envs import make as make_env
 
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    try:
-        run_cfg = from_dict(resolved)
-        env = make_env.make(run_cfg.env)
-    except ConfigError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_cfg = from_dict(resolved)
+    make_env.make(run_cfg.env).close()  # an unknown id or bad kwargs is a ConfigError here
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved["double"] = run_cfg.double  # normalised: none | target | twin (true means target)
     group = _wandb_group(run_cfg)
     resolved["logger"]["wandb"]["group"] = group
     (run_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
-    wandb_cfg = dataclasses.replace(run_cfg.logger.wandb, group=group)
+    return Job(run_dir, run_cfg, resolved, dataclasses.replace(run_cfg.logger.wandb, group=group))
 
-    _enable_compilation_cache()
-    logger = RunLogger(run_dir, wandb_cfg, resolved)
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Validate, then train, logging into the Hydra job's output dir; returns the final eval."""
+    from softq_lab.drivers import host
+    from softq_lab.envs import make as make_env
+
+    try:
+        job = prepare(cfg)
+    except ConfigError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+    enable_compilation_cache()
+    env = make_env.make(job.cfg.env)
+    logger = RunLogger(job.run_dir, job.wandb, job.resolved)
     last_step = 0
 
     def log(step: int, record: dict[str, Any]) -> None:
@@ -78,7 +96,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         logger.log(step, record)
 
     try:
-        result = host.train(run_cfg, env, log)
+        result = host.train(job.cfg, env, log)
     except KeyboardInterrupt:
         logger.close("killed", last_step, error="KeyboardInterrupt")
         raise
@@ -87,8 +105,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
         raise
     finally:
         env.close()
-    logger.close("finished", last_step)
-    return result
+    logger.close(result["status"], result["step"] or last_step, error=result["error"])
+    if result["status"] != "finished":
+        print(f"{PROG}: run {result['status']}: {result['error']}", file=sys.stderr)
+    return result["eval"]
 
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
