@@ -71,6 +71,10 @@ class MaxBiasEnv(gym.Env[int, int]):
         valid.setflags(write=False)
         self.valid_actions = valid
         self.initial_state_distrib = np.array([1.0, 0.0, 0.0])
+        # What the model P (mean rewards) does not say, for table-driven envs (`envs.tabular`):
+        self.reward_std = np.where(valid & (np.arange(3) == STATE_B)[:, None], self.std, 0.0)
+        self.episode_flags = {"maxbias/left": STATE_B}  # 1.0 when the episode visited B
+        self.max_episode_length = 2  # every episode ends within two steps
         self.P = self._model()
         self.s = STATE_A
         self._went_left = False
