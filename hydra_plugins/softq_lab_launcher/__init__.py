@@ -1,0 +1,1 @@
+"""softq-lab's Hydra launcher plugin: `hydra/launcher=batched` (see `batched_launcher`)."""

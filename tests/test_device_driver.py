@@ -1,0 +1,134 @@
+"""The device driver: a run's randomness is its own, whatever batch it is in, and a batch is
+deterministic; runs are grouped by what must be static; a diverging run stops alone."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from softq_lab.drivers import device
+from softq_lab.envs import classic_control
+from softq_lab.run.config import from_dict
+from softq_lab.run.train import CONFIG_DIR
+
+SMALL = [
+    "network.hidden_sizes=[32,32]",
+    "batch_size=16",
+    "buffer.capacity=2000",
+    "buffer.learning_starts=100",
+    "train.every=1",
+    "train.updates=1",
+]
+
+
+def config(*overrides: str):
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        cfg = compose("config", overrides=[*SMALL, *overrides])
+    return from_dict(OmegaConf.to_container(cfg, resolve=True))
+
+
+def run_steps(cfgs, steps: int):
+    """The runs' states after `steps` env steps of one chunk (no logging, no evaluation)."""
+    env = classic_control.cartpole()
+    program = device.Program(
+        env=env,
+        spec=device._learner_spec(cfgs[0], env),
+        batch_size=cfgs[0].batch_size,
+        capacity=cfgs[0].buffer_capacity,
+        learning_starts=cfgs[0].learning_starts,
+        train_every=1,
+        train_updates=1,
+        total_steps=cfgs[0].total_steps,
+        eval_episodes=1,
+        n_states=0,
+    )
+    fns = device.compiled(program)
+    params = jax.tree.map(lambda *x: np.stack(x), *[device.RunParams.of(c) for c in cfgs])
+    runs = fns.init(params)
+    runs, _ = fns.chunk(runs, params, np.int32(0), steps)
+    return jax.device_get(runs)
+
+
+def take(tree, r):
+    return jax.tree.map(lambda x: x[r], tree)
+
+
+@pytest.fixture(scope="module")
+def batched_and_alone():
+    seeds_taus = [(3, 0.0), (7, 0.1), (11, 1.0), (5, 0.01)]
+    cfgs = [config(f"seed={s}", f"tau={t}") for s, t in seeds_taus]
+    batched = run_steps(cfgs, 1100)
+    alone = run_steps([cfgs[1]], 1100)
+    return batched, alone
+
+
+def test_a_run_takes_the_same_actions_batched_as_alone(batched_and_alone):
+    batched, alone = batched_and_alone
+    actions_batched = take(batched.train.buffer.data.action, 1)[:1100, 0]
+    actions_alone = take(alone.train.buffer.data.action, 0)[:1100, 0]
+    assert actions_batched.shape == (1100,)
+    np.testing.assert_array_equal(actions_batched, actions_alone)
+
+
+def test_a_run_has_the_same_parameters_batched_as_alone_after_1000_updates(batched_and_alone):
+    batched, alone = batched_and_alone
+    assert int(take(batched.updates, 1)) == 1001  # steps 100 … 1100 each learn once
+    for a, b in zip(
+        jax.tree.leaves(take(batched.train.learner.params, 1)),
+        jax.tree.leaves(take(alone.train.learner.params, 0)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_different_seeds_take_different_actions(batched_and_alone):
+    batched, _ = batched_and_alone
+    actions = batched.train.buffer.data.action[:, :1100, 0]
+    assert not np.array_equal(actions[0], actions[3])
+
+
+def test_the_same_batch_run_twice_is_bit_identical():
+    cfgs = [config(f"seed={s}", "tau=0.1") for s in (0, 1)]
+    first, second = run_steps(cfgs, 300), run_steps(cfgs, 300)
+    for a, b in zip(jax.tree.leaves(first.train), jax.tree.leaves(second.train), strict=True):
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_runs_that_differ_only_in_traced_values_share_a_program():
+    a = config("seed=0", "tau=0", "gamma=0.9", "lr=0.01", "exploration.eps_end=0.1")
+    b = config("seed=5", "tau=1", "gamma=0.99", "lr=0.001", "lr_schedule=constant")
+    assert device.program_key(a) == device.program_key(b)
+
+
+@pytest.mark.parametrize("override", ["n_step=1", "batch_size=8", "network.hidden_sizes=[16]",
+                                      "env=acrobot", "operator=mellowmax"])  # fmt: skip
+def test_runs_that_differ_in_a_static_value_do_not(override):
+    assert device.program_key(config()) != device.program_key(config(override))
+
+
+def test_a_diverging_run_is_marked_diverged_and_its_batch_mates_finish():
+    healthy = config("seed=0", "total_steps=600", "logger.every=200", "eval.every=600",
+                     "eval.episodes=1", "optim.name=sgd", "optim.max_grad_norm=null",
+                     "lr_schedule=constant")  # fmt: skip
+    exploding = dataclasses.replace(healthy, seed=1, lr=1e30)
+    # lr is traced, so both share a program; the huge sgd step makes q non-finite in a few updates
+    assert device.program_key(healthy) == device.program_key(exploding)
+    logs: list[list] = [[], []]
+    results = device.train_batch(
+        [healthy, exploding],
+        classic_control.cartpole(),
+        [lambda s, r, i=i: logs[i].append((s, r)) for i in range(2)],
+    )
+    assert results[0]["status"] == "finished" and results[0]["step"] == 600
+    assert results[1]["status"] == "diverged"
+    assert "non-finite" in results[1]["error"]
+    assert any("eval/return_mean" in r for _, r in logs[0])
+    assert not any("eval/return_mean" in r for _, r in logs[1])
+    last = max(step for step, _ in logs[1])
+    assert all(np.isfinite(v) for _, r in logs[1] for v in r.values() if isinstance(v, float))
+    assert last <= results[1]["step"]
