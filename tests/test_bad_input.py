@@ -26,6 +26,8 @@ CASES = [
     (["logger.wandb.mode=sometimes"], "logger.wandb.mode='sometimes'"),
     (["~tau"], "tau: missing from the config"),
     (["buffer=5"], "buffer=5: must be a mapping"),
+    (["driver=gpu"], "driver='gpu': must be one of auto, host, device"),
+    (["driver=device", "env.id=Blackjack-v1"], "driver=device: env.id='Blackjack-v1' has no JAX"),
 ]
 
 

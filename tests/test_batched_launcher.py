@@ -102,3 +102,14 @@ def test_each_batch_can_run_as_one_submitit_job(tmp_path):
     assert any((sweep / ".submitit").iterdir())
     for d in job_dirs(sweep):
         assert json.loads((d / "status.json").read_text()) == {"status": "finished", "step": 600}
+
+
+def test_a_single_run_on_the_device_driver_writes_what_a_host_run_writes(tmp_path):
+    device, host = tmp_path / "device", tmp_path / "host"
+    assert (
+        softq_train(*FAST, "driver=device", f"hydra.run.dir={device}", cwd=tmp_path).returncode == 0
+    )
+    assert softq_train(*FAST, "driver=host", f"hydra.run.dir={host}", cwd=tmp_path).returncode == 0
+    assert json.loads((device / "status.json").read_text()) == {"status": "finished", "step": 600}
+    assert set().union(*records(device)) == set().union(*records(host))
+    assert sorted(p.name for p in device.iterdir()) == sorted(p.name for p in host.iterdir())

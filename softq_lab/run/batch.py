@@ -4,7 +4,8 @@ Jobs whose configs differ only in traced values (`device.program_key`: seed, τ,
 schedule, ε schedule, behaviour τ, target update, episode limit) share a group; a group larger than
 `max_batch` runs as several batches, so a 1,000-run sweep does not have to fit in memory at once.
 A group whose env has a JAX version (`envs.native`) runs on the device driver; any other runs on the
-batched host driver (one gymnasium env per job, stepped together), after a one-line notice.
+batched host driver (one gymnasium env per job, stepped together), after a one-line notice
+(`driver=host` / `driver=device` choose). A single `softq-train` run is a batch of one.
 
 Each job keeps its own logger, so its files are exactly a plain run's: `metrics.jsonl`,
 `perf.jsonl`, `status.json` and its own offline wandb run, in its own Hydra output dir.
@@ -39,21 +40,26 @@ def groups(jobs: Sequence[Job], max_batch: int) -> list[list[int]]:
     ]
 
 
-def run_jobs(jobs: Sequence[Job], max_batch: int = DEFAULT_MAX_BATCH) -> list[dict[str, Any]]:
-    """Train every job; returns per job `{"status", "step", "eval", "error"}` in job order."""
+def run_jobs(
+    jobs: Sequence[Job], max_batch: int = DEFAULT_MAX_BATCH, batched: bool = True
+) -> list[dict[str, Any]]:
+    """Train every job; returns per job `{"status", "step", "eval", "error"}` in job order.
+
+    `driver=auto` runs on the device driver when `batched` (a sweep) and the env has a JAX version,
+    else on the host driver; `driver=host` / `device` force one (`prepare` checked that device can)."""
     results: list[dict[str, Any]] = [{} for _ in jobs]
-    for batch in groups(jobs, max_batch):
-        members = [jobs[i] for i in batch]
-        env = native.make(members[0].cfg.env)
-        if env is None:
-            reason = native.why_not(members[0].cfg.env)
-            print(f"{PROG}: {members[0].cfg.env.id} has no JAX version ({reason}); "
-                  f"running its {len(members)} job(s) on the batched host driver",
-                  file=sys.stderr)  # fmt: skip
-            out = _run_host(members)
-        else:
-            out = _run_device(members, env)
-        for i, result in zip(batch, out, strict=True):
+    for members_idx in groups(jobs, max_batch):
+        members = [jobs[i] for i in members_idx]
+        cfg = members[0].cfg
+        env = None
+        if cfg.driver == "device" or (cfg.driver == "auto" and batched):
+            env = native.make(cfg.env)
+            if env is None:
+                print(f"{PROG}: {cfg.env.id} has no JAX version ({native.why_not(cfg.env)}); "
+                      f"running its {len(members)} job(s) on the batched host driver",
+                      file=sys.stderr)  # fmt: skip
+        out = _run_host(members) if env is None else _run_device(members, env)
+        for i, result in zip(members_idx, out, strict=True):
             results[i] = result
     return results
 

@@ -16,6 +16,10 @@ import optax
 from softq_lab.core import networks, operators
 from softq_lab.core.learner import DOUBLE_MODES
 
+# auto: the host driver for a single run; in a batched sweep the device driver where the env has a
+# JAX version. host / device: always that driver (device needs a JAX version of the env).
+DRIVERS = ("auto", "host", "device")
+
 
 class ConfigError(ValueError):
     """A config value a run cannot use; the message is the one line shown to the user."""
@@ -68,6 +72,7 @@ class RunConfig:
     network_name: str
     seed: int
     total_steps: int
+    driver: str  # auto | host | device (see DRIVERS)
     n_step: int
     gamma: float
     tau: float
@@ -168,7 +173,9 @@ def from_dict(cfg: Mapping[str, Any]) -> RunConfig:
     try:
         return _from_dict(cfg)
     except KeyError as err:  # e.g. a key deleted with `~key` on the command line
-        raise ConfigError(f"{err.args[0]}: missing from the config (see conf/config.yaml)") from None
+        raise ConfigError(
+            f"{err.args[0]}: missing from the config (see conf/config.yaml)"
+        ) from None
     except (TypeError, AttributeError) as err:  # e.g. `buffer=5` where a mapping belongs
         raise ConfigError(f"config has a value of the wrong kind: {err}") from None
 
@@ -237,6 +244,7 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
         network_name=str(net.get("name", f"type{network.type}")),
         seed=_integer("seed", cfg["seed"], lo=0),
         total_steps=_integer("total_steps", cfg["total_steps"]),
+        driver=_choice("driver", cfg.get("driver", "auto"), DRIVERS),
         n_step=_integer("n_step", cfg["n_step"]),
         gamma=_number("gamma", cfg["gamma"], 0, 1),
         tau=_number("tau", cfg["tau"], lo=0),

@@ -3,9 +3,11 @@
     softq-train                                   # the main job: CartPole, type-2 network, soft τ
     softq-train env=frozenlake network=tabular tau=0.1
     softq-train -m tau=0,0.01,0.1 seed=0,1,2      # a sweep: one job per combination
+    softq-train -m tau=0,0.1 'seed=range(8)' hydra/launcher=batched   # a sweep as one program
 
 Flow: Hydra's DictConfig -> validated RunConfig (a bad value exits 2 with one line, before any file of
-the run is written) -> env -> host driver -> RunLogger (metrics.jsonl, wandb) in the job's output dir.
+the run is written: `prepare`) -> `batch.run_jobs`: env -> driver (host, or device with `driver=device`)
+-> RunLogger (metrics.jsonl, wandb) in the job's output dir. The batched launcher calls the same two.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from softq_lab.run.config import ConfigError, RunConfig, WandbConfig, from_dict
-from softq_lab.run.loggers import CONFIG_FILE, RunLogger
+from softq_lab.run.loggers import CONFIG_FILE
 
 PROG = "softq-train"
 # The repository's conf/ (softq-lab is used from a clone, installed in editable mode).
@@ -65,6 +67,15 @@ def prepare(cfg: DictConfig) -> Job:
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     run_cfg = from_dict(resolved)
     make_env.make(run_cfg.env).close()  # an unknown id or bad kwargs is a ConfigError here
+    if run_cfg.driver == "device":
+        from softq_lab.envs import native
+
+        reason = native.why_not(run_cfg.env)
+        if reason is not None:
+            raise ConfigError(
+                f"driver=device: env.id={run_cfg.env.id!r} has no JAX version ({reason}); "
+                "use driver=host or driver=auto"
+            )
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved["double"] = run_cfg.double  # normalised: none | target | twin (true means target)
@@ -76,36 +87,15 @@ def prepare(cfg: DictConfig) -> Job:
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Validate, then train, logging into the Hydra job's output dir; returns the final eval."""
-    from softq_lab.drivers import host
-    from softq_lab.envs import make as make_env
+    from softq_lab.run import batch
 
     try:
         job = prepare(cfg)
     except ConfigError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         sys.exit(2)
-
     enable_compilation_cache()
-    env = make_env.make(job.cfg.env)
-    logger = RunLogger(job.run_dir, job.wandb, job.resolved)
-    last_step = 0
-
-    def log(step: int, record: dict[str, Any]) -> None:
-        nonlocal last_step
-        last_step = step
-        logger.log(step, record)
-
-    try:
-        result = host.train(job.cfg, env, log)
-    except KeyboardInterrupt:
-        logger.close("killed", last_step, error="KeyboardInterrupt")
-        raise
-    except Exception as err:
-        logger.close("failed", last_step, error=f"{type(err).__name__}: {err}".splitlines()[0])
-        raise
-    finally:
-        env.close()
-    logger.close(result["status"], result["step"] or last_step, error=result["error"])
+    result = batch.run_jobs([job], batched=False)[0]
     if result["status"] != "finished":
         print(f"{PROG}: run {result['status']}: {result['error']}", file=sys.stderr)
     return result["eval"]
