@@ -55,9 +55,10 @@ def brute_force_target(rows, start, n, gamma, value):
 
 @pytest.mark.parametrize("n_step", [1, 2, 3, 5])
 @pytest.mark.parametrize("capacity,steps", [(64, 40), (32, 90)])  # not full; wrapped around
-def test_n_step_targets_match_brute_force(n_step, capacity, steps):
+@pytest.mark.parametrize("chunk", [5, 1])  # several rows per write, or one (an in-place update)
+def test_n_step_targets_match_brute_force(n_step, capacity, steps, chunk):
     rows = random_stream(np.random.default_rng(n_step + steps), steps)
-    state = fill(rows, capacity)
+    state = fill(rows, capacity, chunk)
     stored = rows[-min(steps, capacity) :]  # the oldest rows were overwritten
     gamma, w = 0.9, np.array([0.3, -1.0, 2.0])
     value = lambda o: float(np.tanh(o @ w))  # noqa: E731  (any function of the bootstrap obs)

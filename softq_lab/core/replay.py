@@ -87,8 +87,17 @@ def add(state: BufferState, chunk: Transition) -> BufferState:
     capacity = state.data.reward.shape[0]
     steps = chunk.reward.shape[0]
     chex.assert_tree_shape_prefix(chunk, (steps, state.data.reward.shape[1]))
-    rows = (state.pos + jnp.arange(steps)) % capacity
-    data = jax.tree.map(lambda buf, x: buf.at[rows].set(x.astype(buf.dtype)), state.data, chunk)
+    if steps == 1:  # a dynamic-update-slice, done in place inside a scan (a scatter may copy)
+        data = jax.tree.map(
+            lambda buf, x: jax.lax.dynamic_update_index_in_dim(
+                buf, x[0].astype(buf.dtype), state.pos, 0
+            ),
+            state.data,
+            chunk,
+        )
+    else:
+        rows = (state.pos + jnp.arange(steps)) % capacity
+        data = jax.tree.map(lambda buf, x: buf.at[rows].set(x.astype(buf.dtype)), state.data, chunk)
     return BufferState(
         data=data,
         pos=(state.pos + steps) % capacity,

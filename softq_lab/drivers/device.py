@@ -265,15 +265,28 @@ def compiled(program: Program) -> Compiled:
         )
         return run, record
 
-    def learn(run: RunState, p: RunParams, step: jax.Array) -> RunState:
+    class Learned(NamedTuple):
+        """What a learn call changes: the buffer is only read, so the branch never copies it."""
+
+        learner: Any
+        key: jax.Array
+        metric_sum: dict[str, jax.Array]
+        learn_calls: jax.Array
+        updates: jax.Array
+
+    def learned(run: RunState) -> Learned:
+        return Learned(
+            run.train.learner, run.train.key, run.metric_sum, run.learn_calls, run.updates
+        )
+
+    def learn(run: RunState, p: RunParams, step: jax.Array) -> Learned:
         """`train.updates` updates of one run (frozen once the run has stopped)."""
         lr = schedules.learning_rate(step, p.hyper.lr, p.lr_linear, program.total_steps)
         train, metrics = steps.update(run.train, p.hyper._replace(lr=lr))
         running = run.stopped_at == 0
-        return run._replace(
-            train=run.train._replace(
-                learner=keep_if(running, train.learner, run.train.learner), key=train.key
-            ),
+        return Learned(
+            learner=keep_if(running, train.learner, run.train.learner),
+            key=train.key,
             metric_sum=keep_if(
                 running, jax.tree.map(jnp.add, run.metric_sum, metrics), run.metric_sum
             ),
@@ -290,8 +303,17 @@ def compiled(program: Program) -> Compiled:
         def body(runs: RunState, step: jax.Array):
             runs, record = jax.vmap(env_step, (0, 0, None))(runs, params, step)
             due = (step % program.train_every == 0) & (step >= program.learning_starts)
-            runs = jax.lax.cond(
-                due, lambda r: jax.vmap(learn, (0, 0, None))(r, params, step), lambda r: r, runs
+            out = jax.lax.cond(
+                due,
+                lambda r: jax.vmap(learn, (0, 0, None))(r, params, step),
+                jax.vmap(learned),
+                runs,
+            )
+            runs = runs._replace(
+                train=runs.train._replace(learner=out.learner, key=out.key),
+                metric_sum=out.metric_sum,
+                learn_calls=out.learn_calls,
+                updates=out.updates,
             )
             return runs, record
 
