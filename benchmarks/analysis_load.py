@@ -29,7 +29,8 @@ def write_synthetic_run(run_dir: Path, rows: int, seed: int, tau: float) -> None
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(
         f"env:\n  name: cartpole\nnetwork:\n  name: type1\nn_step: 1\ngamma: 0.99\ntau: {tau}\n"
-        f"operator: soft\nseed: {seed}\nlr: 0.001\ntotal_steps: {rows * 10}\n")
+        f"operator: soft\nseed: {seed}\nlr: 0.001\ntotal_steps: {rows * 10}\n"
+    )
     kinds = rng.choice(3, size=rows, p=[0.7, 0.2, 0.1])
     values = rng.normal(size=(rows, 6))
     lines = []
@@ -38,15 +39,32 @@ def write_synthetic_run(run_dir: Path, rows: int, seed: int, tau: float) -> None
         if kind == 0:  # logger / eval records share the step of the record before them
             step += 10
         if kind == 0:
-            rec = {"step": step, "train/episode_return": v[0], "train/episode_length": 20,
-                   "train/episode": i}
+            rec = {
+                "step": step,
+                "train/episode_return": v[0],
+                "train/episode_length": 20,
+                "train/episode": i,
+            }
         elif kind == 1:
-            rec = {"step": step, "train/epsilon": 0.1, "learner/updates": i, "learner/loss": v[1],
-                   "learner/td_error": v[2], "learner/q_mean": v[3], "learner/grad_norm": v[4]}
+            rec = {
+                "step": step,
+                "train/epsilon": 0.1,
+                "learner/updates": i,
+                "learner/loss": v[1],
+                "learner/td_error": v[2],
+                "learner/q_mean": v[3],
+                "learner/grad_norm": v[4],
+            }
         else:
-            rec = {"step": step, "eval/return_mean": v[5], "eval/return_std": 1.0,
-                   "overestimation/bias_hard": v[0], "overestimation/bias_soft": v[1],
-                   "overestimation/q_start": v[2], "overestimation/return_start_hard": v[3]}
+            rec = {
+                "step": step,
+                "eval/return_mean": v[5],
+                "eval/return_std": 1.0,
+                "overestimation/bias_hard": v[0],
+                "overestimation/bias_soft": v[1],
+                "overestimation/q_start": v[2],
+                "overestimation/return_start_hard": v[3],
+            }
         lines.append(json.dumps(rec))
     (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     (run_dir / "status.json").write_text('{"status": "finished"}')
@@ -64,9 +82,11 @@ def main() -> None:
             write_synthetic_run(root / str(i), args.rows, seed=i % 5, tau=[0, 0.1, 1.0][i % 3])
         print(f"wrote {args.runs} runs x {args.rows} lines in {time.perf_counter() - t0:.1f} s")
         cache = Path(tmp) / "cache"
-        for label, kwargs in [("no cache", {"cache": False}),
-                              ("filling cache", {"cache_dir": cache}),
-                              ("from cache", {"cache_dir": cache})]:
+        for label, kwargs in [
+            ("no cache", {"cache": False}),
+            ("filling cache", {"cache_dir": cache}),
+            ("from cache", {"cache_dir": cache}),
+        ]:
             t0 = time.perf_counter()
             runs = load_runs([root], **kwargs)
             took = time.perf_counter() - t0

@@ -257,32 +257,39 @@ def sweep_times(steps: int, taus: list[str], seeds: int, alone_jobs: int) -> tup
 # --- 5. start-up -----------------------------------------------------------------------------------
 
 
-def startup_probe() -> None:
-    """(In a fresh process) seconds from process start to the first env step of a device run."""
-    from softq_lab.run.train import enable_compilation_cache
-
-    enable_compilation_cache()
-    cfg = config(*WORKLOAD_A, "total_steps=1000", "eval.every=1000", "eval.episodes=1")
-    env = classic_control.cartpole()
-    program = device.Program(
-        env=env, spec=device._learner_spec(cfg, env), batch_size=cfg.batch_size,
-        capacity=cfg.buffer_capacity, learning_starts=cfg.learning_starts,
-        train_every=1, train_updates=1, total_steps=cfg.total_steps, eval_episodes=1, n_states=0,
-    )  # fmt: skip
-    fns = device.compiled(program)
-    params = device.place(device._pad([device.RunParams.of(cfg)], 1))
-    _, out = fns.chunk(fns.init(params), params, np.int32(0), 1)
-    jax.block_until_ready(out)
-    with open("/proc/self/stat") as f:
-        start_ticks = int(f.read().split(")")[1].split()[19])
-    with open("/proc/uptime") as f:
-        uptime = float(f.read().split()[0])
-    since_start = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-    print(json.dumps({"startup_s": since_start}))
+# Run in a fresh process: only what a device run needs before its first env step is imported.
+STARTUP_PROBE = """
+import json, os, time
+OVERRIDES = {overrides}
+from softq_lab.drivers import device
+from softq_lab.envs import classic_control
+from softq_lab.run.config import from_dict
+from softq_lab.run.train import CONFIG_DIR, enable_compilation_cache
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+import numpy as np, jax
+enable_compilation_cache()
+with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+    cfg = from_dict(OmegaConf.to_container(compose("config", overrides=OVERRIDES), resolve=True))
+env = classic_control.cartpole()
+program = device.Program(env=env, spec=device._learner_spec(cfg, env), batch_size=cfg.batch_size,
+    capacity=cfg.buffer_capacity, learning_starts=cfg.learning_starts, train_every=1,
+    train_updates=1, total_steps=cfg.total_steps, eval_episodes=1, n_states=0)
+fns = device.compiled(program)
+params = device.place(device._pad([device.RunParams.of(cfg)], 1))
+_, out = fns.chunk(fns.init(params), params, np.int32(0), 1)
+jax.block_until_ready(out)
+with open("/proc/self/stat") as f:
+    start_ticks = int(f.read().split(")")[1].split()[19])
+with open("/proc/uptime") as f:
+    uptime = float(f.read().split()[0])
+print(json.dumps({"startup_s": uptime - start_ticks / os.sysconf("SC_CLK_TCK")}))
+"""
 
 
 def startup_seconds(repeats: int) -> float:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--startup-probe"]
+    overrides = [*WORKLOAD_A, "total_steps=1000"]
+    cmd = [sys.executable, "-c", STARTUP_PROBE.replace("{overrides}", repr(overrides))]
     env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
     subprocess.run(cmd, check=True, env=env, capture_output=True)  # warms the cache
     times = []
@@ -298,11 +305,7 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="also time a whole CLI sweep")
     parser.add_argument("--sweep-all", action="store_true", help="run all 32 one-process jobs")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--startup-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.startup_probe:
-        startup_probe()
-        return
     quick = args.quick
     repeats = 1 if quick else args.repeats
     runs = 4 if quick else 32

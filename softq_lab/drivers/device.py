@@ -38,7 +38,6 @@ import numpy as np
 
 from softq_lab.core import replay, schedules
 from softq_lab.core.learner import Hyper, LearnerSpec
-from softq_lab.diagnostics import evaluator, exact_truth
 from softq_lab.diagnostics.episodes import Episode
 from softq_lab.drivers.steps import Steps, TrainState, keep_if, make_steps
 from softq_lab.envs.functional import JaxEnv, auto_reset_step
@@ -434,7 +433,7 @@ def _take(tree: Any, r: int) -> Any:
 class _Run:
     """A run's host-side book-keeping: its config, logger and exact truth."""
 
-    def __init__(self, cfg: RunConfig, log: Logger, truth: exact_truth.ExactTruth | None) -> None:
+    def __init__(self, cfg: RunConfig, log: Logger, truth: Any) -> None:
         self.cfg, self.log, self.truth = cfg, log, truth
         self.status = "running"
         self.error: str | None = None
@@ -445,7 +444,7 @@ def train_batch(
     cfgs: Sequence[RunConfig],
     env: JaxEnv,
     logs: Sequence[Logger],
-    truths: Sequence[exact_truth.ExactTruth | None] | None = None,
+    truths: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every run of `cfgs` (equal `program_key`s) on `env`, as one program.
 
@@ -592,6 +591,10 @@ def _log_interval(runs: list[_Run], out: ChunkOut, step: int, sps: float, elapse
 
 def _eval_record(run: _Run, out: EvalOut) -> dict[str, float]:
     """The host driver's evaluation record, from the device's episodes."""
+    from softq_lab.diagnostics import (
+        evaluator,
+    )  # host-side (scipy, gymnasium): not on the start-up path
+
     cfg = run.cfg
     greedy = to_episodes(out.greedy)
     separate = cfg.tau > 0 and cfg.eval.diagnostics_policy == "target"
