@@ -43,7 +43,7 @@ from omegaconf import OmegaConf
 from softq_lab.core import replay
 from softq_lab.core.learner import Hyper
 from softq_lab.drivers import batched_host, device
-from softq_lab.drivers.steps import TrainState, make_steps
+from softq_lab.drivers.steps import TrainState, learner_spec, make_steps
 from softq_lab.envs import classic_control
 from softq_lab.envs import make as make_gym
 from softq_lab.run.config import RunConfig, from_dict
@@ -132,7 +132,7 @@ def bare_update_seconds(hidden: tuple[int, ...], batch: int, runs: int, repeats:
 def learner_update_seconds(cfg: RunConfig, runs: int, repeats: int) -> float:
     """Seconds per update (per run) of the learner's own fused update on a filled buffer."""
     env = classic_control.cartpole()
-    spec = device._learner_spec(cfg, env)
+    spec = learner_spec(cfg, env.obs_shape, env.n_actions)
     steps = make_steps(spec, cfg.batch_size, SCAN)
     rng = np.random.default_rng(0)
     n = 5_000
@@ -165,7 +165,7 @@ def device_rates(overrides: list[str], runs: int, steps: int, repeats: int) -> d
     cfgs = [config(*overrides, f"seed={s}", f"tau={0.01 * (s % 4)}") for s in range(runs)]
     cfg = cfgs[0]
     program = device.Program(
-        env=env, spec=device._learner_spec(cfg, env), batch_size=cfg.batch_size,
+        env=env, spec=learner_spec(cfg, env.obs_shape, env.n_actions), batch_size=cfg.batch_size,
         capacity=cfg.buffer_capacity, learning_starts=0, train_every=cfg.train_every,
         train_updates=cfg.train_updates, total_steps=cfg.total_steps,
         eval_episodes=cfg.eval.episodes, n_states=0,
@@ -262,6 +262,7 @@ STARTUP_PROBE = """
 import json, os, time
 OVERRIDES = {overrides}
 from softq_lab.drivers import device
+from softq_lab.drivers.steps import learner_spec
 from softq_lab.envs import classic_control
 from softq_lab.run.config import from_dict
 from softq_lab.run.train import CONFIG_DIR, enable_compilation_cache
@@ -272,7 +273,8 @@ enable_compilation_cache()
 with initialize_config_dir(str(CONFIG_DIR), version_base=None):
     cfg = from_dict(OmegaConf.to_container(compose("config", overrides=OVERRIDES), resolve=True))
 env = classic_control.cartpole()
-program = device.Program(env=env, spec=device._learner_spec(cfg, env), batch_size=cfg.batch_size,
+spec = learner_spec(cfg, env.obs_shape, env.n_actions)
+program = device.Program(env=env, spec=spec, batch_size=cfg.batch_size,
     capacity=cfg.buffer_capacity, learning_starts=cfg.learning_starts, train_every=1,
     train_updates=1, total_steps=cfg.total_steps, eval_episodes=1, n_states=0)
 fns = device.compiled(program)

@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from softq_lab.drivers import device
+from softq_lab.drivers.steps import learner_spec
 from softq_lab.envs import classic_control
 from softq_lab.run.config import from_dict
 from softq_lab.run.train import CONFIG_DIR
@@ -35,7 +36,7 @@ def run_steps(cfgs, steps: int):
     env = classic_control.cartpole()
     program = device.Program(
         env=env,
-        spec=device._learner_spec(cfgs[0], env),
+        spec=learner_spec(cfgs[0], env.obs_shape, env.n_actions),
         batch_size=cfgs[0].batch_size,
         capacity=cfgs[0].buffer_capacity,
         learning_starts=cfgs[0].learning_starts,
@@ -132,3 +133,60 @@ def test_a_diverging_run_is_marked_diverged_and_its_batch_mates_finish():
     last = max(step for step, _ in logs[1])
     assert all(np.isfinite(v) for _, r in logs[1] for v in r.values() if isinstance(v, float))
     assert last <= results[1]["step"]
+
+
+SHARDED = """
+import json, jax, numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from softq_lab.drivers import device
+from softq_lab.envs import classic_control
+from softq_lab.run.config import from_dict
+from softq_lab.run.train import CONFIG_DIR
+with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+    cfg = compose("config", overrides=[%s])
+base = from_dict(OmegaConf.to_container(cfg, resolve=True))
+import dataclasses
+cfgs = [dataclasses.replace(base, seed=s, tau=t) for s, t in [(0, 0.0), (1, 0.1), (2, 1.0)]]
+logs = [[] for _ in cfgs]
+results = device.train_batch(cfgs, classic_control.cartpole(),
+                             [lambda s, r, i=i: logs[i].append((s, r)) for i in range(3)])
+print(json.dumps({"devices": jax.device_count(), "logs": logs,
+                  "status": [r["status"] for r in results]}))
+"""
+
+
+@pytest.mark.slow
+def test_a_batch_sharded_over_two_devices_logs_what_one_device_logs(tmp_path):
+    """Three runs (padded to four) over two forced CPU devices, against the same on one device."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    overrides = ", ".join(repr(o) for o in [*SMALL, "total_steps=600", "eval.every=300",
+                                              "eval.episodes=2", "logger.every=200"])  # fmt: skip
+    outputs = []
+    for flags in ("", "--xla_force_host_platform_device_count=2"):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags}
+        result = subprocess.run([sys.executable, "-c", SHARDED % overrides], env=env,
+                                capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    one, two = outputs
+    assert (one["devices"], two["devices"]) == (1, 2)
+    assert one["status"] == two["status"] == ["finished"] * 3
+    for a, b in zip(one["logs"], two["logs"], strict=True):
+        assert [s for s, _ in a] == [s for s, _ in b]
+        episodes_a = [r for _, r in a if "train/episode_return" in r]
+        episodes_b = [r for _, r in b if "train/episode_return" in r]
+        assert episodes_a[:5] == episodes_b[:5]  # the same actions, so the same first episodes
+        finals = [r["eval/return_mean"] for _, r in a if "eval/return_mean" in r]
+        assert finals == [r["eval/return_mean"] for _, r in b if "eval/return_mean" in r] or all(
+            abs(x - y) <= 0.1 * max(abs(x), 1)
+            for x, y in zip(
+                finals,
+                [r["eval/return_mean"] for _, r in b if "eval/return_mean" in r],
+                strict=True,
+            )
+        )

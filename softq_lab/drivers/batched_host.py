@@ -28,7 +28,7 @@ import numpy as np
 from softq_lab.core import replay, schedules
 from softq_lab.core.learner import Hyper, LearnerSpec
 from softq_lab.diagnostics.evaluator import Evaluator
-from softq_lab.drivers.steps import TrainState, keep_if, make_steps
+from softq_lab.drivers.steps import TrainState, keep_if, learner_spec, make_steps
 from softq_lab.run.config import RunConfig
 
 Logger = Callable[[int, dict[str, Any]], None]  # (global step, record) -> None
@@ -60,22 +60,6 @@ def compiled(spec: LearnerSpec, batch_size: int, updates: int) -> Compiled:
         learn=jax.jit(jax.vmap(learn), donate_argnums=0),
         act_one=jax.jit(steps.act),
         q_act_one=jax.jit(steps.q_act),
-    )
-
-
-def learner_spec(cfg: RunConfig, env: gym.Env) -> LearnerSpec:
-    return LearnerSpec(
-        obs_shape=tuple(env.observation_space.shape),
-        n_actions=int(env.action_space.n),
-        network=cfg.network,
-        n_step=cfg.n_step,
-        operator=cfg.operator,
-        double=cfg.double,
-        entropy_bonus=cfg.entropy_bonus,
-        loss=cfg.loss,
-        optimizer=cfg.optimizer,
-        optimizer_kwargs=cfg.optimizer_kwargs,
-        max_grad_norm=cfg.max_grad_norm,
     )
 
 
@@ -121,7 +105,7 @@ def train_batch(
     settings. Returns per run `{"status", "step", "eval", "error"}` (status `finished`, or
     `diverged` when a learner metric went non-finite: its records stop, its batch-mates go on)."""
     cfg, n_runs = cfgs[0], len(cfgs)
-    spec = learner_spec(cfg, envs[0])
+    spec = learner_spec(cfg, envs[0].observation_space.shape, envs[0].action_space.n)
     fns = compiled(spec, cfg.batch_size, cfg.train_updates)
     n_actions = spec.n_actions
     hyper = _stack([Hyper.make(c.tau, c.gamma, c.lr, c.polyak, c.target_period) for c in cfgs])

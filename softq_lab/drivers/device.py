@@ -39,7 +39,7 @@ import numpy as np
 from softq_lab.core import replay, schedules
 from softq_lab.core.learner import Hyper, LearnerSpec
 from softq_lab.diagnostics.episodes import Episode
-from softq_lab.drivers.steps import Steps, TrainState, keep_if, make_steps
+from softq_lab.drivers.steps import Steps, TrainState, keep_if, learner_spec, make_steps
 from softq_lab.envs.functional import JaxEnv, auto_reset_step
 from softq_lab.run.config import RunConfig
 
@@ -457,7 +457,7 @@ def train_batch(
         raise ValueError("train_batch: runs differ in a static setting; group them by program_key")
     program = Program(
         env=env,
-        spec=_learner_spec(first, env),
+        spec=learner_spec(first, env.obs_shape, env.n_actions),
         batch_size=first.batch_size,
         capacity=first.buffer_capacity,
         learning_starts=first.learning_starts,
@@ -532,22 +532,6 @@ def place(params: RunParams) -> RunParams:
     mesh = jax.sharding.Mesh(np.array(devices), ("runs",))
     return jax.device_put(
         params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
-    )
-
-
-def _learner_spec(cfg: RunConfig, env: JaxEnv) -> LearnerSpec:
-    return LearnerSpec(
-        obs_shape=env.obs_shape,
-        n_actions=env.n_actions,
-        network=cfg.network,
-        n_step=cfg.n_step,
-        operator=cfg.operator,
-        double=cfg.double,
-        entropy_bonus=cfg.entropy_bonus,
-        loss=cfg.loss,
-        optimizer=cfg.optimizer,
-        optimizer_kwargs=cfg.optimizer_kwargs,
-        max_grad_norm=cfg.max_grad_norm,
     )
 
 

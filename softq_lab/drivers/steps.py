@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from softq_lab.core import replay
 from softq_lab.core.learner import Hyper, LearnerSpec, LearnerState, make_learner
 from softq_lab.core.policy import select_action
+from softq_lab.run.config import RunConfig
 
 
 class TrainState(NamedTuple):
@@ -32,6 +33,23 @@ class Steps(NamedTuple):
     store: Callable  # (TrainState, chunk) -> TrainState
     update: Callable  # (TrainState, Hyper) -> (TrainState, mean metrics), on the stored buffer
     learn: Callable  # (TrainState, chunk, Hyper) -> (TrainState, mean metrics): store, then update
+
+
+def learner_spec(cfg: RunConfig, obs_shape: tuple[int, ...], n_actions: int) -> LearnerSpec:
+    """The static structure of a run's learner, from its config and its env's shapes."""
+    return LearnerSpec(
+        obs_shape=tuple(obs_shape),
+        n_actions=int(n_actions),
+        network=cfg.network,
+        n_step=cfg.n_step,
+        operator=cfg.operator,
+        double=cfg.double,
+        entropy_bonus=cfg.entropy_bonus,
+        loss=cfg.loss,
+        optimizer=cfg.optimizer,
+        optimizer_kwargs=cfg.optimizer_kwargs,
+        max_grad_norm=cfg.max_grad_norm,
+    )
 
 
 def make_steps(spec: LearnerSpec, batch_size: int, updates: int) -> Steps:
