@@ -14,7 +14,7 @@ Printed, each the median of `--repeats` timings after compilation:
    included; the one-process-each side runs 2 jobs and is scaled to 32 unless `--sweep-all`);
 5. start-up to the first env step of a device run, in a fresh process with a warm compilation cache.
 
-`--quick` runs every part tiny (correctness only: CI runs it; its numbers mean nothing).
+`--quick` runs every part tiny, workload A only (correctness: CI runs it; its numbers mean nothing).
 Run: `python benchmarks/sweep_speed.py [--quick] [--sweep] [--repeats 3]`.
 """
 
@@ -316,10 +316,8 @@ def main() -> None:
           f"(jax {jax.__version__}){'  QUICK: numbers mean nothing' if quick else ''}")  # fmt: skip
 
     rows = []
-    for name, overrides, hidden, batch in (
-        ("A", WORKLOAD_A, (64, 64), 32),
-        ("B", WORKLOAD_B, (128, 128), 128),
-    ):
+    workloads = [("A", WORKLOAD_A, (64, 64), 32), ("B", WORKLOAD_B, (128, 128), 128)]
+    for name, overrides, hidden, batch in workloads[:1] if quick else workloads:
         cfg = config(*overrides)
         bare = bare_update_seconds(hidden, batch, 1, repeats)
         bare_v = bare_update_seconds(hidden, batch, runs, repeats)

@@ -5,12 +5,38 @@
 where U is uniform over the valid actions; the greedy policy (τ_π = 0) breaks ties at random. An
 optional action mask (1 = valid) restricts both parts, for envs whose states offer fewer actions than
 the action space (gymnasium's `info["action_mask"]`).
+
+One action costs two uniform draws: one decides exploring, the other picks the action from the
+chosen distribution by its inverse CDF (the draws are independent, so either branch is exact). It is
+on every env step of every run, so it avoids a categorical (Gumbel) draw per branch.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+
+def inverse_cdf(probs: jax.Array, u: jax.Array) -> jax.Array:
+    """The index k with c_{k−1} ≤ u·c_A < c_k, c = cumsum(probs): a draw from `probs` [..., A]
+    (unnormalised, ≥ 0) for u ~ U[0, 1) [...]; never an index of probability 0."""
+    c = jnp.cumsum(probs, axis=-1)
+    return jnp.sum(c <= u[..., None] * c[..., -1:], axis=-1)
+
+
+def action_probs(
+    q: jax.Array, tau: jax.Array, mask: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """(π_explore, π_exploit) [..., A], each normalised: uniform over the valid actions, and
+    softmax(q/τ) over them (uniform over the maximisers at τ = 0)."""
+    valid = jnp.ones(q.shape, bool) if mask is None else mask.astype(bool)
+    uniform = valid / jnp.sum(valid, axis=-1, keepdims=True)
+    q = jnp.where(valid, q, -jnp.inf)
+    is_max = valid & (q == jnp.max(q, axis=-1, keepdims=True))
+    greedy = is_max / jnp.sum(is_max, axis=-1, keepdims=True)
+    safe_tau = jnp.where(tau > 0, tau, 1.0)
+    boltzmann = jax.nn.softmax(q / safe_tau, axis=-1)
+    return uniform, jnp.where(tau > 0, boltzmann, greedy)
 
 
 def select_action(
@@ -21,25 +47,8 @@ def select_action(
     mask: jax.Array | None = None,
 ) -> jax.Array:
     """One action per row of q [E, A], drawn from the ε-mixed Boltzmann policy."""
-    if mask is None:
-        mask = jnp.ones(q.shape, bool)
-    mask = mask.astype(bool)
-    key_explore, key_uniform, key_boltzmann, key_tie = jax.random.split(key, 4)
-    q = jnp.where(mask, q, -jnp.inf)
-    # Ties are broken at random: a lowest-index rule would bias a zero-initialised table.
-    is_max = q == jnp.max(q, axis=-1, keepdims=True)
-    greedy = jax.random.categorical(key_tie, jnp.where(is_max, 0.0, -jnp.inf), axis=-1)
-    safe_tau = jnp.where(tau > 0, tau, 1.0)
-    boltzmann = jax.random.categorical(key_boltzmann, q / safe_tau, axis=-1)
-    exploit = jnp.where(tau > 0, boltzmann, greedy)
-    uniform = jax.random.categorical(key_uniform, jnp.where(mask, 0.0, -jnp.inf), axis=-1)
-    explore = jax.random.uniform(key_explore, greedy.shape) < epsilon
-    return jnp.where(explore, uniform, exploit).astype(jnp.int32)
-
-
-def linear_epsilon(step: int, start: float, end: float, decay_steps: int) -> float:
-    """ε falls linearly from `start` at step 0 to `end` at `decay_steps`, then stays at `end`."""
-    if decay_steps <= 0:
-        return end
-    frac = min(step / decay_steps, 1.0)
-    return start + frac * (end - start)
+    uniform, exploit = action_probs(q, tau, mask)
+    u = jax.random.uniform(key, (*q.shape[:-1], 2))
+    explore = u[..., 0] < epsilon
+    probs = jnp.where(explore[..., None], uniform, exploit)
+    return inverse_cdf(probs, u[..., 1]).astype(jnp.int32)
