@@ -26,6 +26,7 @@ CASES = [
     (["logger.wandb.mode=sometimes"], "logger.wandb.mode='sometimes'"),
     (["~tau"], "tau: missing from the config"),
     (["buffer=5"], "buffer=5: must be a mapping"),
+    (["total_episodes=0"], "total_episodes=0: must be an integer >= 1"),
     (["driver=gpu"], "driver='gpu': must be one of auto, host, device"),
     (["driver=device", "env.id=Blackjack-v1"], "driver=device: env.id='Blackjack-v1' has no JAX"),
 ]

@@ -190,3 +190,27 @@ def test_a_batch_sharded_over_two_devices_logs_what_one_device_logs(tmp_path):
                 strict=True,
             )
         )
+
+
+@pytest.mark.parametrize("driver", ["device", "host"])
+def test_each_run_stops_after_its_own_number_of_episodes(driver):
+    from softq_lab.drivers import batched_host
+    from softq_lab.envs import make as make_gym
+
+    base = config("total_steps=3000", "logger.every=100", "eval.every=3000", "eval.episodes=1")
+    cfgs = [dataclasses.replace(base, seed=s, total_episodes=n) for s, n in [(0, 5), (1, 9)]]
+    assert device.program_key(cfgs[0]) == device.program_key(cfgs[1])  # the limit is traced
+    logs: list[list] = [[], []]
+    log_fns = [lambda s, r, i=i: logs[i].append((s, r)) for i in range(2)]
+    if driver == "device":
+        results = device.train_batch(cfgs, classic_control.cartpole(), log_fns)
+    else:
+        envs = [make_gym.make(c.env) for c in cfgs]
+        results = batched_host.train_batch(cfgs, envs, log_fns)
+    for n, log, result in zip([5, 9], logs, results, strict=True):
+        episodes = [(s, r) for s, r in log if "train/episode" in r]
+        assert [r["train/episode"] for _, r in episodes] == list(range(n))
+        last = episodes[-1][0]
+        assert result == {**result, "status": "finished", "step": last}
+        assert max(s for s, _ in log) == last  # nothing is logged after the last episode
+        assert "eval/return_mean" in log[-1][1] and log[-1][0] == last

@@ -116,7 +116,7 @@ def train_batch(
     eps_end = np.array([e.eps_end for e in explore], np.float32)
     eps_decay = np.array([e.eps_decay_steps for e in explore], np.int32)
     behaviour_tau = jnp.asarray([c.behaviour_tau for c in cfgs], jnp.float32)
-    max_episodes = [getattr(c, "total_episodes", None) or np.inf for c in cfgs]
+    max_episodes = [c.total_episodes or np.inf for c in cfgs]
 
     keys = [jax.random.split(jax.random.key(c.seed), 3) for c in cfgs]
     key_init, key_learn, key_act = (jnp.stack([k[i] for k in keys]) for i in range(3))

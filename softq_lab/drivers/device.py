@@ -63,7 +63,7 @@ class RunParams(NamedTuple):
     @classmethod
     def of(cls, cfg: RunConfig) -> RunParams:
         explore = cfg.exploration
-        episodes = getattr(cfg, "total_episodes", None)
+        episodes = cfg.total_episodes
         return cls(
             seed=np.int32(cfg.seed),
             hyper=Hyper.make(cfg.tau, cfg.gamma, cfg.lr, cfg.polyak, cfg.target_period),
@@ -436,6 +436,7 @@ class _Run:
     def __init__(self, cfg: RunConfig, log: Logger, truth: Any) -> None:
         self.cfg, self.log, self.truth = cfg, log, truth
         self.status = "running"
+        self.step = 0  # the step the run ended at
         self.error: str | None = None
         self.last_eval: dict[str, float] = {}
 
@@ -486,7 +487,7 @@ def train_batch(
         sps = (stop - start) / (now - tick)
         _log_episodes(runs_host, out.steps, start)
         if stop % first.logger.every == 0:
-            _log_interval(runs_host, out, stop, sps, now - begin)
+            _log_interval(runs_host, out, stop, sps, now - begin, stopped_at)
         finishing = [
             r
             for r, run in enumerate(runs_host)
@@ -510,10 +511,9 @@ def train_batch(
         if all(run.status != "running" for run in runs_host):
             break
     return [
-        {"status": run.status, "step": getattr(run, "step", start), "eval": run.last_eval,
-         "error": run.error}
+        {"status": run.status, "step": run.step, "eval": run.last_eval, "error": run.error}
         for run in runs_host
-    ]  # fmt: skip
+    ]
 
 
 def _pad(params: list[RunParams], multiple: int) -> RunParams:
@@ -553,10 +553,18 @@ def _log_episodes(runs: list[_Run], steps: StepOut, start: int) -> None:
         run.log(start + int(t) + 1, record)
 
 
-def _log_interval(runs: list[_Run], out: ChunkOut, step: int, sps: float, elapsed: float) -> None:
-    """The learner metrics' means since the last record; a non-finite one marks the run diverged."""
+def _log_interval(
+    runs: list[_Run],
+    out: ChunkOut,
+    step: int,
+    sps: float,
+    elapsed: float,
+    stopped_at: np.ndarray,
+) -> None:
+    """The learner metrics' means since the last record; a non-finite one marks the run diverged.
+    A run that completed its last episode before `step` logs none (as on the host driver)."""
     for r, run in enumerate(runs):
-        if run.status != "running":
+        if run.status != "running" or 0 < stopped_at[r] < step:
             continue
         record: dict[str, Any] = {
             "train/epsilon": float(out.epsilon[r]),

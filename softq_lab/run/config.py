@@ -72,6 +72,7 @@ class RunConfig:
     network_name: str
     seed: int
     total_steps: int
+    total_episodes: int | None  # stop after this many training episodes (None: total_steps only)
     driver: str  # auto | host | device (see DRIVERS)
     n_step: int
     gamma: float
@@ -244,6 +245,9 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
         network_name=str(net.get("name", f"type{network.type}")),
         seed=_integer("seed", cfg["seed"], lo=0),
         total_steps=_integer("total_steps", cfg["total_steps"]),
+        total_episodes=None
+        if cfg.get("total_episodes") is None
+        else _integer("total_episodes", cfg["total_episodes"]),
         driver=_choice("driver", cfg.get("driver", "auto"), DRIVERS),
         n_step=_integer("n_step", cfg["n_step"]),
         gamma=_number("gamma", cfg["gamma"], 0, 1),
