@@ -61,8 +61,14 @@ def make_config(
     return cfg
 
 
-def make_records(cfg: dict[str, Any], *, exact: bool = False, maxbias: bool = False,
-                 eval_records: bool = True, overestimation: bool = True) -> list[dict[str, Any]]:
+def make_records(
+    cfg: dict[str, Any],
+    *,
+    exact: bool = False,
+    maxbias: bool = False,
+    eval_records: bool = True,
+    overestimation: bool = True,
+) -> list[dict[str, Any]]:
     """The metrics.jsonl records of a run of `cfg`: episode ends, logger, eval, diagnostics."""
     key = f"{cfg['env']['name']}|{cfg['seed']}|{cfg['tau']}|{cfg['operator']}|{cfg['lr']}"
     rng = np.random.default_rng(zlib.crc32(key.encode()))
@@ -74,34 +80,59 @@ def make_records(cfg: dict[str, Any], *, exact: bool = False, maxbias: bool = Fa
         step += int(rng.integers(5, 40))
         if step > total:
             break
-        rec: dict[str, Any] = {"step": step, "train/episode_return": float(rng.normal(20, 5)),
-                               "train/episode_length": float(rng.integers(5, 40)),
-                               "train/episode": episode}
+        rec: dict[str, Any] = {
+            "step": step,
+            "train/episode_return": float(rng.normal(20, 5)),
+            "train/episode_length": float(rng.integers(5, 40)),
+            "train/episode": episode,
+        }
         if maxbias:
             rec["maxbias/left"] = float(rng.random() < 0.5 / (1 + episode / 10))
         records.append(rec)
         episode += 1
     for s in range(log_every, total + 1, log_every):
-        records.append({"step": s, "train/epsilon": 0.1, "learner/updates": s // 4,
-                        "learner/loss": float(rng.random()), "learner/q_mean": float(rng.normal())})
+        records.append(
+            {
+                "step": s,
+                "train/epsilon": 0.1,
+                "learner/updates": s // 4,
+                "learner/loss": float(rng.random()),
+                "learner/q_mean": float(rng.normal()),
+            }
+        )
     eval_steps = [*range(eval_every, total, eval_every), total]
     for i, s in enumerate(eval_steps):
         frac = (i + 1) / len(eval_steps)
         if eval_records:
-            records.append({"step": s, "eval/return_mean": float(10 + 50 * frac + rng.normal(0, 3)),
-                            "eval/return_std": 1.0, "eval/length_mean": 30.0})
+            records.append(
+                {
+                    "step": s,
+                    "eval/return_mean": float(10 + 50 * frac + rng.normal(0, 3)),
+                    "eval/return_std": 1.0,
+                    "eval/length_mean": 30.0,
+                }
+            )
         if overestimation:
             bias = float(2.0 / (1 + 5 * tau) * frac + rng.normal(0, 0.2))
-            records.append({"step": s, "overestimation/bias_hard": bias,
-                            "overestimation/bias_soft": bias - tau,
-                            "overestimation/mae_hard": abs(bias) + 0.1,
-                            "overestimation/q_start": float(20 + bias + 10 * frac),
-                            "overestimation/return_start_hard": float(20 + 10 * frac),
-                            "overestimation/return_start_soft": float(20 + 10 * frac + tau)})
+            records.append(
+                {
+                    "step": s,
+                    "overestimation/bias_hard": bias,
+                    "overestimation/bias_soft": bias - tau,
+                    "overestimation/mae_hard": abs(bias) + 0.1,
+                    "overestimation/q_start": float(20 + bias + 10 * frac),
+                    "overestimation/return_start_hard": float(20 + 10 * frac),
+                    "overestimation/return_start_soft": float(20 + 10 * frac + tau),
+                }
+            )
         if exact:
-            rec = {"step": s, "exact/converged": float(i > 0),
-                   "exact/mae_qstar": float(1.0 / (i + 1) + rng.random() * 0.1),
-                   "exact/q_mean": float(5 + rng.normal()), "exact/qstar_mean": 5.0}
+            rec = {
+                "step": s,
+                "exact/converged": float(i > 0),
+                "exact/mae_qstar": float(1.0 / (i + 1) + rng.random() * 0.1),
+                "exact/q_mean": float(5 + rng.normal()),
+                "exact/qstar_mean": 5.0,
+            }
             if i > 0:
                 rec["exact/mae_fixed_point"] = float(0.5 / (i + 1) + rng.random() * 0.1)
             records.append(rec)
@@ -126,8 +157,13 @@ def write_run(
     run_dir = Path(run_dir)
     cfg = make_config(**config)
     if records is None:
-        records = make_records(cfg, exact=exact, maxbias=maxbias, eval_records=eval_records,
-                               overestimation=overestimation)
+        records = make_records(
+            cfg,
+            exact=exact,
+            maxbias=maxbias,
+            eval_records=eval_records,
+            overestimation=overestimation,
+        )
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={cfg['seed']}"]))
@@ -141,19 +177,20 @@ def write_run(
     (run_dir / "metrics.jsonl").write_text(text)
     last = records[-1]["step"] if records else 0
     (run_dir / "perf.jsonl").write_text(
-        json.dumps({"step": last, "perf/sps": 1000.0, "perf/elapsed_s": last / 1000}) + "\n")
+        json.dumps({"step": last, "perf/sps": 1000.0, "perf/elapsed_s": last / 1000}) + "\n"
+    )
     if status == "finished":
         (run_dir / "status.json").write_text(json.dumps({"status": "finished", "step": last}))
     elif status == "failed":
         (run_dir / "status.json").write_text(
-            json.dumps({"status": "failed", "error": "FloatingPointError: loss is nan",
-                        "step": last}))
+            json.dumps(
+                {"status": "failed", "error": "FloatingPointError: loss is nan", "step": last}
+            )
+        )
     return run_dir
 
 
-def write_sweep(
-    root: Path, grid: Iterable[dict[str, Any]], **common: Any
-) -> list[Path]:
+def write_sweep(root: Path, grid: Iterable[dict[str, Any]], **common: Any) -> list[Path]:
     """A Hydra multirun dir: `root/multirun.yaml` and a job dir `root/<i>` per config in `grid`."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

@@ -90,11 +90,16 @@ def expected_tables(run_dirs: list[Path]) -> tuple[dict, dict]:
             x = np.array([by_seed[s][metric] for s in sorted(by_seed) if metric in by_seed[s]])
             if not len(x):
                 continue
-            ci = scipy.stats.bootstrap((x,), np.mean, n_resamples=N_RESAMPLES,
-                                       method="percentile", rng=rng["rng"](0)).confidence_interval
+            ci = scipy.stats.bootstrap(
+                (x,), np.mean, n_resamples=N_RESAMPLES, method="percentile", rng=rng["rng"](0)
+            ).confidence_interval
             summary[(env, tau, op, metric)] = {
-                "n": len(x), "mean": x.mean(), "iqm": scipy.stats.trim_mean(x, 0.25),
-                "ci_low": ci.low, "ci_high": ci.high}
+                "n": len(x),
+                "mean": x.mean(),
+                "iqm": scipy.stats.trim_mean(x, 0.25),
+                "ci_low": ci.low,
+                "ci_high": ci.high,
+            }
             base = values.get((env, 0.0, "hard"))
             if tau == 0 or base is None:
                 continue
@@ -102,17 +107,34 @@ def expected_tables(run_dirs: list[Path]) -> tuple[dict, dict]:
             if not len(y):
                 continue
             ci = scipy.stats.bootstrap(
-                (x, y), lambda a, b, axis: a.mean(axis) - b.mean(axis), n_resamples=N_RESAMPLES,
-                method="percentile", paired=False, rng=rng["rng"](0)).confidence_interval
+                (x, y),
+                lambda a, b, axis: a.mean(axis) - b.mean(axis),
+                n_resamples=N_RESAMPLES,
+                method="percentile",
+                paired=False,
+                rng=rng["rng"](0),
+            ).confidence_interval
             better = aggregate.METRICS[metric].better
-            score = {"higher": lambda v: v, "lower": lambda v: -v,
-                     "closer to 0": lambda v: -abs(v)}[better]
-            wins = [1.0 if score(a) > score(b) else 0.5 if score(a) == score(b) else 0.0
-                    for a in x for b in y]
+            score = {
+                "higher": lambda v: v,
+                "lower": lambda v: -v,
+                "closer to 0": lambda v: -abs(v),
+            }[better]
+            wins = [
+                1.0 if score(a) > score(b) else 0.5 if score(a) == score(b) else 0.0
+                for a in x
+                for b in y
+            ]
             versus[(env, tau, op, metric)] = {
-                "n": len(x), "n_hard": len(y), "mean": x.mean(), "mean_hard": y.mean(),
-                "diff": x.mean() - y.mean(), "ci_low": ci.low, "ci_high": ci.high,
-                "p_improvement": sum(wins) / len(wins)}
+                "n": len(x),
+                "n_hard": len(y),
+                "mean": x.mean(),
+                "mean_hard": y.mean(),
+                "diff": x.mean() - y.mean(),
+                "ci_low": ci.low,
+                "ci_high": ci.high,
+                "p_improvement": sum(wins) / len(wins),
+            }
     return summary, versus
 
 
@@ -126,24 +148,35 @@ def check_table(csv: Path, expected: dict) -> None:
 
 
 def test_every_number_in_summary_and_vs_hard_max_equals_a_recomputation_from_raw_files(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     root = tmp_path / "runs"
     dirs = write_sweep(root / "a_cartpole", tau_grid([0, 0.1, 1.0], [0, 1, 2, 3]))  # IQM ≠ mean
     # MaxBias-like env with exact values, evaluated at a different cadence for one seed
-    dirs += write_sweep(root / "b_exact", [
-        *tau_grid([0, 0.5], [0, 1], env="chain"), *tau_grid([0, 0.5], [2], env="chain",
-                                                            eval_every=200)], exact=True)
+    dirs += write_sweep(
+        root / "b_exact",
+        [
+            *tau_grid([0, 0.5], [0, 1], env="chain"),
+            *tau_grid([0, 0.5], [2], env="chain", eval_every=200),
+        ],
+        exact=True,
+    )
     # no evaluations: final return falls back to training episodes, no AUC
-    dirs += write_sweep(root / "c_noeval", tau_grid([0, 0.1], [0, 1, 2], env="acrobot"),
-                        eval_records=False, overestimation=False)
+    dirs += write_sweep(
+        root / "c_noeval",
+        tau_grid([0, 0.1], [0, 1, 2], env="acrobot"),
+        eval_records=False,
+        overestimation=False,
+    )
     # τ = 0 again with another operator and a seed already present: same hard max, dropped
     dirs.append(write_run(root / "d_dupe", tau=0.0, operator="mellowmax", seed=1))
     dirs.append(write_run(root / "e_killed", status=None, truncate=True, tau=0.1, seed=7))
     dirs.append(write_run(root / "f_failed", status="failed", tau=0.1, seed=8))
 
     out = tmp_path / "out"
-    code = cli.main([str(root), "--out", str(out), "--no-figures",
-                     "--n-resamples", str(N_RESAMPLES)])
+    code = cli.main(
+        [str(root), "--out", str(out), "--no-figures", "--n-resamples", str(N_RESAMPLES)]
+    )
     assert code == 0
     summary, versus = expected_tables(dirs)
     check_table(out / "summary.csv", summary)
@@ -213,17 +246,22 @@ def test_a_group_without_hard_max_runs_is_warned_about_and_left_out(tmp_path: Pa
 
 
 def test_runs_that_never_share_a_config_across_tau_are_an_error_naming_what_differs(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     write_sweep(tmp_path / "a", tau_grid([0], [0, 1], lr=1e-3))
     write_sweep(tmp_path / "b", tau_grid([0.1], [0, 1], lr=3e-4))
     design = aggregate.prepare(load_runs([tmp_path]))
-    with pytest.raises(AnalysisError, match=r"differ in lr: τ = 0 has \{0.001\}, τ > 0 has "
-                                            r"\{0.0003\}"):
+    with pytest.raises(
+        AnalysisError,
+        match=r"differ in lr: τ = 0 has \{0.001\}, τ > 0 has "
+        r"\{0.0003\}",
+    ):
         aggregate.vs_hard_max(design)
 
 
 def test_an_unexpected_varying_key_splits_configs_with_a_warning_and_ignore_pools_them(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     write_sweep(tmp_path / "a", tau_grid([0, 0.1], [0], extra={"batch_size": 64}))
     write_sweep(tmp_path / "b", tau_grid([0, 0.1], [1]))
     runs = load_runs([tmp_path])
@@ -237,8 +275,9 @@ def test_an_unexpected_varying_key_splits_configs_with_a_warning_and_ignore_pool
 
 def test_logging_and_output_settings_do_not_split_configs(tmp_path: Path) -> None:
     write_sweep(tmp_path / "a", tau_grid([0, 0.1], [0], log_every=50, out_dir="/x"))
-    write_sweep(tmp_path / "b", tau_grid([0, 0.1], [1], log_every=100, eval_every=200,
-                                         out_dir="/y"))
+    write_sweep(
+        tmp_path / "b", tau_grid([0, 0.1], [1], log_every=100, eval_every=200, out_dir="/y")
+    )
     design = aggregate.prepare(load_runs([tmp_path]))
     assert aggregate.summarize(design, n_resamples=99)["n"].eq(2).all()
 

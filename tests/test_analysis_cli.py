@@ -36,10 +36,12 @@ def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
 
 
 def test_cli_writes_tables_and_non_empty_png_and_pdf_figures(
-        sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "out"
-    code, stdout, _ = run_cli(capsys, sweep, "--out", out, "--n-resamples", "199",
-                              "--curve", "learner/q_mean")
+    code, stdout, _ = run_cli(
+        capsys, sweep, "--out", out, "--n-resamples", "199", "--curve", "learner/q_mean"
+    )
     assert code == 0 and "6 runs" in stdout
     for name in ("runs.csv", "summary.csv", "vs_hard_max.csv", "vs_hard_max.md", "curves.csv"):
         assert (out / name).stat().st_size > 0, name
@@ -48,16 +50,22 @@ def test_cli_writes_tables_and_non_empty_png_and_pdf_figures(
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, name
         assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5_000, name
     curves = pd.read_csv(out / "curves.csv")
-    assert {"eval/return_mean", "overestimation/bias_hard", "maxbias/left",
-            "learner/q_mean"} <= set(curves["metric"])
+    assert {
+        "eval/return_mean",
+        "overestimation/bias_hard",
+        "maxbias/left",
+        "learner/q_mean",
+    } <= set(curves["metric"])
     assert not list(tmp_path.glob(".softq-analyze-*"))  # temporary directory removed
 
 
 def test_cli_flags_a_killed_run_in_runs_csv_and_warns(
-        sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     write_run(sweep / "6", status=None, truncate=True, tau=0.1, seed=9, env="maxbias")
-    code, _, err = run_cli(capsys, sweep, "--out", tmp_path / "out", "--no-figures",
-                           "--n-resamples", "99")
+    code, _, err = run_cli(
+        capsys, sweep, "--out", tmp_path / "out", "--no-figures", "--n-resamples", "99"
+    )
     assert code == 0
     assert "half-written last line" in err and "did not finish (1 killed)" in err
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("run_id")
@@ -65,8 +73,7 @@ def test_cli_flags_a_killed_run_in_runs_csv_and_warns(
     assert killed["status"] == "killed" and killed["partial"] and not killed["included"]
 
 
-def assert_one_line_error(capsys: pytest.CaptureFixture, argv: list, match: str,
-                          out: Path) -> None:
+def assert_one_line_error(capsys: pytest.CaptureFixture, argv: list, match: str, out: Path) -> None:
     code, _, stderr = run_cli(capsys, *argv, "--out", out)
     errors = [ln for ln in stderr.splitlines() if ": error: " in ln]
     assert code == 2, stderr
@@ -77,47 +84,67 @@ def assert_one_line_error(capsys: pytest.CaptureFixture, argv: list, match: str,
 
 def test_cli_error_for_an_empty_directory(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(capsys, [tmp_path / "empty"], f"{tmp_path / 'empty'}: empty directory",
-                          tmp_path / "out")
+    assert_one_line_error(
+        capsys, [tmp_path / "empty"], f"{tmp_path / 'empty'}: empty directory", tmp_path / "out"
+    )
 
 
 def test_cli_error_for_a_directory_that_is_not_a_run(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("not a run")
     assert_one_line_error(capsys, [tmp_path / "notes"], "notes: no runs found", tmp_path / "out")
 
 
 def test_cli_error_for_a_missing_path_and_for_no_runs(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert_one_line_error(capsys, [tmp_path / "nope"], "no such file or directory",
-                          tmp_path / "out")
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert_one_line_error(
+        capsys, [tmp_path / "nope"], "no such file or directory", tmp_path / "out"
+    )
     assert_one_line_error(capsys, [], "no runs given", tmp_path / "out")
 
 
 def test_cli_error_for_an_unknown_metric_and_one_no_run_logged(
-        sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert_one_line_error(capsys, [sweep, "--metric", "final_retrun"],
-                          "unknown metric 'final_retrun'", tmp_path / "out")
-    assert_one_line_error(capsys, [sweep, "--metric", "final_mae_qstar"],
-                          "no run logged exact/mae_qstar", tmp_path / "out")
-    assert_one_line_error(capsys, [sweep, "--curve", "learner/nothing"],
-                          "--curve learner/nothing: no run logged", tmp_path / "out")
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert_one_line_error(
+        capsys,
+        [sweep, "--metric", "final_retrun"],
+        "unknown metric 'final_retrun'",
+        tmp_path / "out",
+    )
+    assert_one_line_error(
+        capsys,
+        [sweep, "--metric", "final_mae_qstar"],
+        "no run logged exact/mae_qstar",
+        tmp_path / "out",
+    )
+    assert_one_line_error(
+        capsys,
+        [sweep, "--curve", "learner/nothing"],
+        "--curve learner/nothing: no run logged",
+        tmp_path / "out",
+    )
 
 
 def test_cli_error_for_incompatible_sweeps_says_what_differs(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     write_sweep(tmp_path / "a", tau_grid([0], [0, 1], gamma=0.9))
     write_sweep(tmp_path / "b", tau_grid([0.1], [0, 1], gamma=0.99))
-    assert_one_line_error(capsys, [tmp_path / "a", tmp_path / "b"],
-                          "incompatible runs: no τ > 0 config matches a τ = 0 config",
-                          tmp_path / "out")
+    assert_one_line_error(
+        capsys,
+        [tmp_path / "a", tmp_path / "b"],
+        "incompatible runs: no τ > 0 config matches a τ = 0 config",
+        tmp_path / "out",
+    )
     _, _, stderr = run_cli(capsys, tmp_path / "a", tmp_path / "b", "--out", tmp_path / "o")
     assert "gamma: τ = 0 has {0.9}, τ > 0 has {0.99}" in stderr
 
 
-def test_cli_usage_errors_are_one_line_with_exit_code_2(
-        capsys: pytest.CaptureFixture) -> None:
+def test_cli_usage_errors_are_one_line_with_exit_code_2(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["somewhere"])
     assert info.value.code == 2
@@ -125,7 +152,8 @@ def test_cli_usage_errors_are_one_line_with_exit_code_2(
 
 
 def test_error_leaves_an_existing_output_directory_untouched(
-        sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "summary.csv").write_text("old")
@@ -137,11 +165,33 @@ def test_error_leaves_an_existing_output_directory_untouched(
 def test_scripts_in_analysis_run_directly(sweep: Path, tmp_path: Path) -> None:
     out = tmp_path / "vs"
     done = subprocess.run(
-        [sys.executable, str(REPO / "analysis" / "vs_hard_max.py"), str(sweep), "--out", str(out),
-         "--n-resamples", "99"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        [
+            sys.executable,
+            str(REPO / "analysis" / "vs_hard_max.py"),
+            str(sweep),
+            "--out",
+            str(out),
+            "--n-resamples",
+            "99",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in out.iterdir()) == ["vs_hard_max.csv", "vs_hard_max.md"]
-    bad = subprocess.run([sys.executable, str(REPO / "analysis" / "plots.py"),
-                          str(tmp_path / "nope"), "--out", str(tmp_path / "p")],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "analysis" / "plots.py"),
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "p"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1

@@ -18,8 +18,15 @@ pytestmark = pytest.mark.slow
 def sweep(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sweep")
     result = softq_train(
-        "-m", *FAST, "env=frozenlake", "network=tabular", "tau=0,0.5", "seed=0,1,2",
-        "logger.wandb.mode=disabled", f"hydra.sweep.dir={root / 'multirun'}", cwd=root,
+        "-m",
+        *FAST,
+        "env=frozenlake",
+        "network=tabular",
+        "tau=0,0.5",
+        "seed=0,1,2",
+        "logger.wandb.mode=disabled",
+        f"hydra.sweep.dir={root / 'multirun'}",
+        cwd=root,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr

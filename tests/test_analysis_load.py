@@ -46,8 +46,22 @@ def test_multirun_and_single_run_dirs_load_into_one_row_per_run_and_step(tmp_pat
 
     assert len(runs.runs) == 5  # .hydra/config.yaml and wandb/**/config.yaml are not runs
     assert set(runs.runs["status"]) == {"finished"} and not runs.runs["partial"].any()
-    for column in ("env", "env.id", "network", "n_step", "gamma", "tau", "operator", "double",
-                   "seed", "lr", "total_steps", "network.hidden", "logger.every", "eval.every"):
+    for column in (
+        "env",
+        "env.id",
+        "network",
+        "n_step",
+        "gamma",
+        "tau",
+        "operator",
+        "double",
+        "seed",
+        "lr",
+        "total_steps",
+        "network.hidden",
+        "logger.every",
+        "eval.every",
+    ):
         assert column in runs.runs.columns, column
     assert runs.runs["env"].eq("cartpole").all() and runs.runs["network"].eq("type1").all()
     assert sorted(runs.runs["tau"]) == [0, 0, 0.1, 0.1, 1.0]
@@ -68,7 +82,8 @@ def test_multirun_and_single_run_dirs_load_into_one_row_per_run_and_step(tmp_pat
 
 
 def test_killed_run_with_a_cut_last_line_loads_what_it_logged_and_is_flagged(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     run_dir = write_run(tmp_path / "killed", status=None, truncate=True, tau=0.1)
     full = make_records(make_config(tau=0.1))
     with pytest.warns(AnalysisWarning, match="half-written last line"):
@@ -77,12 +92,21 @@ def test_killed_run_with_a_cut_last_line_loads_what_it_logged_and_is_flagged(
     assert (row["status"], bool(row["partial"]), row["skipped_lines"]) == ("killed", True, 1)
     kept = full[:-1]
     n_values = sum(len(r) - 1 for r in kept)
-    assert int(runs.metrics.drop(columns=runs.config_columns, errors="ignore")
-               .drop(columns=["run_id", "step"]).notna().sum().sum()) == n_values
+    assert (
+        int(
+            runs.metrics.drop(columns=runs.config_columns, errors="ignore")
+            .drop(columns=["run_id", "step"])
+            .notna()
+            .sum()
+            .sum()
+        )
+        == n_values
+    )
 
 
 def test_killed_run_without_status_but_complete_lines_is_killed_without_warning(
-        tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+    tmp_path: Path, recwarn: pytest.WarningsRecorder
+) -> None:
     runs = load_runs([write_run(tmp_path / "r", status=None)])
     assert runs.runs.iloc[0]["status"] == "killed"
     assert not [w for w in recwarn if issubclass(w.category, AnalysisWarning)]
@@ -97,7 +121,8 @@ def test_failed_run_is_flagged_with_its_error(tmp_path: Path) -> None:
 
 
 def test_corrupt_line_in_the_middle_is_skipped_with_a_warning_naming_its_line(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     run_dir = write_run(tmp_path / "r")
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     lines.insert(3, '{"step": 12, "train/episode_ret')
@@ -105,7 +130,9 @@ def test_corrupt_line_in_the_middle_is_skipped_with_a_warning_naming_its_line(
     with pytest.warns(AnalysisWarning, match=r"metrics.jsonl:4: skipped a corrupt line"):
         runs = load_runs([run_dir])
     assert runs.runs.iloc[0]["skipped_lines"] == 1
-    assert runs.runs.iloc[0]["n_rows"] == len({json.loads(ln)["step"] for ln in lines[:3] + lines[4:]})
+    assert runs.runs.iloc[0]["n_rows"] == len(
+        {json.loads(ln)["step"] for ln in lines[:3] + lines[4:]}
+    )
 
 
 def test_records_at_one_step_merge_and_a_key_repeated_at_one_step_is_kept(tmp_path: Path) -> None:
@@ -121,14 +148,16 @@ def test_records_at_one_step_merge_and_a_key_repeated_at_one_step_is_kept(tmp_pa
     assert list(m["step"]) == [10, 10, 20]
     assert sorted(m.loc[m["step"] == 10, "train/episode_return"]) == [1.0, 2.0]
     assert m["eval/return_mean"].notna().sum() == 2
-    assert m.loc[m["step"] == 20, ["eval/return_mean", "overestimation/bias_hard"]].values.tolist() \
-        == [[6.0, 0.5]]
+    assert m.loc[
+        m["step"] == 20, ["eval/return_mean", "overestimation/bias_hard"]
+    ].values.tolist() == [[6.0, 0.5]]
 
 
 def test_non_numeric_values_become_nan_and_nan_tokens_parse(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "r", records=[{"step": 1, "learner/loss": 1.0}])
     (run_dir / "metrics.jsonl").write_text(
-        '{"step": 1, "learner/loss": NaN, "a/b": "text"}\n{"step": 2, "learner/loss": 2.5}\n')
+        '{"step": 1, "learner/loss": NaN, "a/b": "text"}\n{"step": 2, "learner/loss": 2.5}\n'
+    )
     runs = load_runs([run_dir], cache=False)
     assert runs.metrics["learner/loss"].tolist()[1] == 2.5
     assert np.isnan(runs.metrics["learner/loss"].tolist()[0])
@@ -136,7 +165,8 @@ def test_non_numeric_values_become_nan_and_nan_tokens_parse(tmp_path: Path) -> N
 
 
 def test_cache_is_read_instead_of_json_and_refreshed_when_the_file_changes(
-        tmp_path: Path, _cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, _cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_dir = write_run(tmp_path / "r")
     first = load_runs([run_dir])
     assert list(_cache.glob("*.parquet"))
@@ -181,11 +211,14 @@ def _no_runs(root: Path) -> Path:
     return root / "x"
 
 
-@pytest.mark.parametrize("make, message", [
-    (_missing, "no such file or directory"),
-    (_empty, "empty directory"),
-    (_no_runs, "no runs found"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (_missing, "no such file or directory"),
+        (_empty, "empty directory"),
+        (_no_runs, "no runs found"),
+    ],
+)
 def test_a_path_without_runs_is_a_one_line_error_naming_it(tmp_path: Path, make, message) -> None:
     path = make(tmp_path)
     with pytest.raises(AnalysisError, match=message) as info:
@@ -197,20 +230,32 @@ def test_a_directory_with_only_status_json_is_not_a_run_and_is_reported(tmp_path
     write_run(tmp_path / "sweep" / "0")
     (tmp_path / "sweep" / "1").mkdir()
     (tmp_path / "sweep" / "1" / "status.json").write_text(
-        json.dumps({"status": "failed", "error": "ValueError: bad tau"}))
+        json.dumps({"status": "failed", "error": "ValueError: bad tau"})
+    )
     with pytest.warns(AnalysisWarning, match="bad tau"):
         runs = load_runs([tmp_path / "sweep"])
     assert len(runs.runs) == 1
 
 
 def test_config_flattening_renames_names_and_keeps_dotted_leaves() -> None:
-    flat = flatten_config({"env": {"name": "cartpole", "id": "CartPole-v1"},
-                           "network": {"name": "type2", "hidden": [64, 64]},
-                           "tau": 0.1, "eval": {"every": 100, "greedy": {"eps": 0.0}},
-                           "_wandb": {"x": 1}})
-    assert flat == {"env": "cartpole", "env.id": "CartPole-v1", "network": "type2",
-                    "network.hidden": "[64, 64]", "tau": 0.1, "eval.every": 100,
-                    "eval.greedy.eps": 0.0}
+    flat = flatten_config(
+        {
+            "env": {"name": "cartpole", "id": "CartPole-v1"},
+            "network": {"name": "type2", "hidden": [64, 64]},
+            "tau": 0.1,
+            "eval": {"every": 100, "greedy": {"eps": 0.0}},
+            "_wandb": {"x": 1},
+        }
+    )
+    assert flat == {
+        "env": "cartpole",
+        "env.id": "CartPole-v1",
+        "network": "type2",
+        "network.hidden": "[64, 64]",
+        "tau": 0.1,
+        "eval.every": 100,
+        "eval.greedy.eps": 0.0,
+    }
 
 
 def test_tidy_frame_carries_key_and_varying_config_columns_only(tmp_path: Path) -> None:
@@ -234,10 +279,15 @@ def test_wandb_runs_build_the_same_frame_as_local_runs(tmp_path: Path) -> None:
     local = load_runs([write_run(tmp_path / "r", records=records, tau=0.1, seed=2)], cache=False)
     history = [{"_step": i, "_runtime": 1.0, "perf/sps": 5.0, **r} for i, r in enumerate(records)]
     remote = frame_from_wandb_runs(
-        [FakeWandbRun("abc", "crashed", {**cfg, "_wandb": {"v": 1}}, history)], "ent/proj")
+        [FakeWandbRun("abc", "crashed", {**cfg, "_wandb": {"v": 1}}, history)], "ent/proj"
+    )
 
     row = remote.runs.iloc[0]
-    assert (row["run_id"], row["source"], row["status"]) == ("wandb:ent/proj/abc", "wandb", "failed")
+    assert (row["run_id"], row["source"], row["status"]) == (
+        "wandb:ent/proj/abc",
+        "wandb",
+        "failed",
+    )
     assert remote.config_columns == local.config_columns
     columns = [c for c in local.metrics.columns if c != "run_id"]
     pd.testing.assert_frame_equal(remote.metrics[columns], local.metrics[columns])
@@ -247,8 +297,12 @@ def test_wandb_runs_build_the_same_frame_as_local_runs(tmp_path: Path) -> None:
 
 
 def test_wandb_history_without_a_step_key_uses_wandb_step() -> None:
-    run = FakeWandbRun("x", "finished", {"tau": 0.0},
-                       [{"_step": 5, "eval/return_mean": 1.0}, {"_step": 9, "eval/return_mean": 2.0}])
+    run = FakeWandbRun(
+        "x",
+        "finished",
+        {"tau": 0.0},
+        [{"_step": 5, "eval/return_mean": 1.0}, {"_step": 9, "eval/return_mean": 2.0}],
+    )
     frame = frame_from_wandb_runs([run], "e/p")
     assert frame.metrics["step"].tolist() == [5, 9]
     assert frame.runs.iloc[0]["status"] == "finished"

@@ -82,8 +82,9 @@ def test_a_truncated_return_is_bootstrapped_with_the_learners_value_not_taken_as
 def test_a_truncated_tail_uses_only_the_valid_actions_at_the_last_state():
     tau, gamma = 0.5, 0.9
     q_T = np.array([1.0, 2.0, 100.0])  # action 2 is not allowed at s_T
-    ep = episode(q=[[0.0, 0.0, 0.0]], actions=[0], rewards=[1.0], terminated=False,
-                 final_obs=np.ones(1))
+    ep = episode(
+        q=[[0.0, 0.0, 0.0]], actions=[0], rewards=[1.0], terminated=False, final_obs=np.ones(1)
+    )
     ep.final_mask = np.array([1, 1, 0])
     out = monte_carlo.monte_carlo([ep], lambda obs: q_T[None], gamma, tau, exact.soft)
     v_soft = tau * np.log(np.exp(1 / tau) + np.exp(2 / tau))
