@@ -164,12 +164,7 @@ def device_rates(overrides: list[str], runs: int, steps: int, repeats: int) -> d
     env = classic_control.cartpole()
     cfgs = [config(*overrides, f"seed={s}", f"tau={0.01 * (s % 4)}") for s in range(runs)]
     cfg = cfgs[0]
-    program = device.Program(
-        env=env, spec=learner_spec(cfg, env.obs_shape, env.n_actions), batch_size=cfg.batch_size,
-        capacity=cfg.buffer_capacity, learning_starts=0, train_every=cfg.train_every,
-        train_updates=cfg.train_updates, total_steps=cfg.total_steps,
-        eval_episodes=cfg.eval.episodes, n_states=0,
-    )  # fmt: skip
+    program = dataclasses.replace(device.Program.of(cfg, env), learning_starts=0)
     fns = device.compiled(program)
     params = device.place(device._pad([device.RunParams.of(c) for c in cfgs], 1))
     runs_state = fns.init(params)
@@ -262,7 +257,6 @@ STARTUP_PROBE = """
 import json, os, time
 OVERRIDES = {overrides}
 from softq_lab.drivers import device
-from softq_lab.drivers.steps import learner_spec
 from softq_lab.envs import classic_control
 from softq_lab.run.config import from_dict
 from softq_lab.run.train import CONFIG_DIR, enable_compilation_cache
@@ -273,10 +267,7 @@ enable_compilation_cache()
 with initialize_config_dir(str(CONFIG_DIR), version_base=None):
     cfg = from_dict(OmegaConf.to_container(compose("config", overrides=OVERRIDES), resolve=True))
 env = classic_control.cartpole()
-spec = learner_spec(cfg, env.obs_shape, env.n_actions)
-program = device.Program(env=env, spec=spec, batch_size=cfg.batch_size,
-    capacity=cfg.buffer_capacity, learning_starts=cfg.learning_starts, train_every=1,
-    train_updates=1, total_steps=cfg.total_steps, eval_episodes=1, n_states=0)
+program = device.Program.of(cfg, env)
 fns = device.compiled(program)
 params = device.place(device._pad([device.RunParams.of(cfg)], 1))
 _, out = fns.chunk(fns.init(params), params, np.int32(0), 1)

@@ -10,7 +10,6 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from softq_lab.drivers import device
-from softq_lab.drivers.steps import learner_spec
 from softq_lab.envs import classic_control
 from softq_lab.run.config import from_dict
 from softq_lab.run.train import CONFIG_DIR
@@ -34,18 +33,7 @@ def config(*overrides: str):
 def run_steps(cfgs, steps: int):
     """The runs' states after `steps` env steps of one chunk (no logging, no evaluation)."""
     env = classic_control.cartpole()
-    program = device.Program(
-        env=env,
-        spec=learner_spec(cfgs[0], env.obs_shape, env.n_actions),
-        batch_size=cfgs[0].batch_size,
-        capacity=cfgs[0].buffer_capacity,
-        learning_starts=cfgs[0].learning_starts,
-        train_every=1,
-        train_updates=1,
-        total_steps=cfgs[0].total_steps,
-        eval_episodes=1,
-        n_states=0,
-    )
+    program = dataclasses.replace(device.Program.of(cfgs[0], env), eval_episodes=1)
     fns = device.compiled(program)
     params = jax.tree.map(lambda *x: np.stack(x), *[device.RunParams.of(c) for c in cfgs])
     runs = fns.init(params)

@@ -117,6 +117,22 @@ class Program:
     eval_episodes: int
     n_states: int  # > 0 for a tabular env (one-hot observations): visits and q-table snapshots
 
+    @classmethod
+    def of(cls, cfg: RunConfig, env: JaxEnv, n_states: int = 0) -> Program:
+        """The program of `cfg`'s static settings on `env`."""
+        return cls(
+            env=env,
+            spec=learner_spec(cfg, env.obs_shape, env.n_actions),
+            batch_size=cfg.batch_size,
+            capacity=cfg.buffer_capacity,
+            learning_starts=cfg.learning_starts,
+            train_every=cfg.train_every,
+            train_updates=cfg.train_updates,
+            total_steps=cfg.total_steps,
+            eval_episodes=cfg.eval.episodes,
+            n_states=n_states,
+        )
+
 
 class RunState(NamedTuple):
     """One run's carry through the scan."""
@@ -456,18 +472,7 @@ def train_batch(
     first = cfgs[0]
     if any(program_key(c) != program_key(first) for c in cfgs):
         raise ValueError("train_batch: runs differ in a static setting; group them by program_key")
-    program = Program(
-        env=env,
-        spec=learner_spec(first, env.obs_shape, env.n_actions),
-        batch_size=first.batch_size,
-        capacity=first.buffer_capacity,
-        learning_starts=first.learning_starts,
-        train_every=first.train_every,
-        train_updates=first.train_updates,
-        total_steps=first.total_steps,
-        eval_episodes=first.eval.episodes,
-        n_states=env.obs_shape[0] if truths and truths[0] is not None else 0,
-    )
+    program = Program.of(first, env, n_states=env.obs_shape[0] if truths and truths[0] else 0)
     fns = compiled(program)
     runs_host = [
         _Run(c, log, None if truths is None else truths[r])
