@@ -136,7 +136,6 @@ def train_batch(
     resets = [env.reset(seed=c.seed) for c, env in zip(cfgs, envs, strict=True)]
     obs = [o for o, _ in resets]
     masks = [mask_of(i) for _, i in resets]
-    infos = [i for _, i in resets]
     status = ["running"] * n_runs
     stop_step = [0] * n_runs
     error: list[str | None] = [None] * n_runs
@@ -187,7 +186,6 @@ def train_batch(
                 masks[r] = mask_of(info)
             else:
                 obs[r], masks[r] = next_obs, next_mask
-            infos[r] = info
 
         if len(pending[0]) == cfg.train_every:
             if step >= cfg.learning_starts:
