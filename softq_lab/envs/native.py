@@ -17,16 +17,17 @@ from softq_lab.run.config import EnvConfig
 
 
 def make(cfg: EnvConfig) -> JaxEnv | None:
-    """The JAX env of `cfg`, or None when it has no JAX version (see `why_not`)."""
-    return _make(cfg)[0]
+    """The JAX env of `cfg`, or None when it has no JAX version (see `lookup`)."""
+    return lookup(cfg)[0]
 
 
 def why_not(cfg: EnvConfig) -> str | None:
     """None when `cfg` has a JAX version, else the reason in a few words."""
-    return _make(cfg)[1]
+    return lookup(cfg)[1]
 
 
-def _make(cfg: EnvConfig) -> tuple[JaxEnv | None, str | None]:
+def lookup(cfg: EnvConfig) -> tuple[JaxEnv | None, str | None]:
+    """(the JAX env, None), or (None, why there is none)."""
     factory = classic_control.ENVS.get(cfg.id)
     if factory is not None:
         try:

@@ -53,9 +53,9 @@ def run_jobs(
         cfg = members[0].cfg
         env = None
         if cfg.driver == "device" or (cfg.driver == "auto" and batched):
-            env = native.make(cfg.env)
+            env, reason = native.lookup(cfg.env)
             if env is None:
-                print(f"{PROG}: {cfg.env.id} has no JAX version ({native.why_not(cfg.env)}); "
+                print(f"{PROG}: {cfg.env.id} has no JAX version ({reason}); "
                       f"running its {len(members)} job(s) on the batched host driver",
                       file=sys.stderr)  # fmt: skip
         out = _run_host(members) if env is None else _run_device(members, env)
