@@ -45,3 +45,24 @@ def test_hard_max_q_learning_goes_left_far_more_than_the_optimal_five_percent(ea
 def test_double_q_learning_stays_near_the_optimal_five_percent(early_left):
     assert early_left["twin"].mean() < 0.25  # measured 0.17 ± 0.02
     assert early_left["twin"].mean() < early_left["none"].mean() / 3
+
+
+def test_the_preset_acts_epsilon_greedy_whatever_the_backup_temperature():
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        cfg = compose("config", overrides=["+experiment=maxbias", "tau=0.1", "operator=mellowmax"])
+    run = from_dict(OmegaConf.to_container(cfg, resolve=True))
+    assert run.tau == 0.1 and run.behaviour_tau == 0.0 and run.exploration.eps_end == 0.1
+
+
+def test_every_preset_run_lasts_exactly_300_episodes():
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        cfg = compose("config", overrides=["+experiment=maxbias", "tau=0.5"])
+    base = from_dict(OmegaConf.to_container(cfg, resolve=True))
+    cfgs = [dataclasses.replace(base, seed=s) for s in range(20)]
+    logs: list[list[dict]] = [[] for _ in cfgs]
+    results = device.train_batch(
+        cfgs, native.make(base.env), [lambda s, r, L=L: L.append(r) for L in logs]
+    )
+    for log, result in zip(logs, results, strict=True):
+        assert [r["train/episode"] for r in log if "train/episode" in r] == list(range(300))
+        assert result["status"] == "finished" and result["step"] <= base.total_steps
