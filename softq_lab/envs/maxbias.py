@@ -21,6 +21,12 @@ terminated)]`, with B's rewards at their mean. An invalid action is modelled as
 actions ignores it exactly as if it were absent, and any use that does not exclude it fails loudly
 rather than quietly. Mean-based operators (mellowmax's 1/|A|) must still exclude it explicitly:
 `self.valid_actions` ([3, n_actions] bool) is the mask, which `softq_lab.diagnostics.exact.tabular_mdp` reads.
+
+For the table-driven JAX env built from the model (`softq_lab.envs.tabular`), the env also declares
+what P does not say: `self.reward_std` ([3, n_actions]: `std` at B's valid actions, 0 elsewhere; the
+noise around P's mean rewards), `self.episode_flags = {"maxbias/left": B}` (the metric is 1.0 exactly
+when the episode visited B, which is when it went left from A) and `self.max_episode_length = 2`
+(every episode ends within two steps, so the env needs no time limit).
 """
 
 from __future__ import annotations
