@@ -382,4 +382,18 @@ def test_tabular_mdp_reads_the_other_toy_text_envs() -> None:
     assert sol.converged
     assert cliff.initial @ sol.q.max(axis=1) == pytest.approx(-13.0)  # 13 steps along the cliff
     taxi = exact.tabular_mdp(gym.make("Taxi-v4"))  # Taxi-v3 became v4 in gymnasium 1.4
-    assert taxi.p.shape == (500, 6, 500) and taxi.mask.all()
+    assert taxi.p.shape == (500, 6, 500)
+
+
+def test_taxi_is_solved_over_the_actions_its_mask_allows_with_the_same_hard_q_star() -> None:
+    """Taxi's action_mask hides no-op moves; drivers act with it and the learner bootstraps over it,
+    so the exact MDP uses it too. No-op moves are never optimal: Q* on the valid actions is unchanged."""
+    env = gym.make("Taxi-v4")
+    taxi = exact.tabular_mdp(env)
+    mask = np.stack([env.unwrapped.action_mask(s).astype(bool) for s in range(500)])
+    np.testing.assert_array_equal(taxi.mask, mask)
+    assert not mask.all()
+    full = exact.mdp_from_transitions(env.unwrapped.P, 500, 6, initial=taxi.initial)
+    q_masked = exact.fixed_point(taxi, 0.99, 0.0, "hard").q
+    q_full = exact.fixed_point(full, 0.99, 0.0, "hard").q
+    np.testing.assert_allclose(q_masked[mask], q_full[mask], atol=1e-6)

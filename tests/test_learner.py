@@ -35,6 +35,7 @@ def fixed_window():
         terminal=jnp.array([False, True]),
         next_obs=one_hot([2, 2]),
         next_mask=jnp.ones((2, 2), bool),
+        action_mask=jnp.ones((2, 2, 2), bool),
     )
 
 
@@ -77,6 +78,7 @@ def test_double_q_target_lets_the_online_network_choose():
         terminal=jnp.array([False]),
         next_obs=one_hot([2]),
         next_mask=jnp.ones((1, 2), bool),
+        action_mask=jnp.ones((1, 1, 2), bool),
     )
     _, q_hard = learner.targets(online, target, window, Hyper.make(0.0, 0.5, 1e-3))
     np.testing.assert_allclose(q_hard, [1 + 0.5 * 2.0])  # not 1 + 0.5·7 (the target's own max)
@@ -167,3 +169,41 @@ def test_hard_target_copy_every_period_updates():
         )
         same.append(all(bool(jnp.all(a == b)) for a, b in leaves))
     assert same == [False, False, True, False, False, True]
+
+
+@pytest.mark.parametrize("double", ["none", "target", "twin"])
+@pytest.mark.parametrize("operator", ["soft", "boltzmann", "mellowmax"])
+def test_bootstrap_ranges_over_the_next_states_valid_actions_only(double, operator):
+    """MaxBias with one action at B: the never-trained invalid column must not enter the target."""
+    if double != "none" and operator == "mellowmax":
+        pytest.skip("double Q-learning supports soft and boltzmann")
+    spec = LearnerSpec(
+        obs_shape=(3,), n_actions=2, network=TABLE, operator=operator, double=double
+    )
+    learner = make_learner(spec)
+    params = table_params(np.array([[0.0, 0.0], [-0.1, 0.0], [0.0, 0.0]]))  # s1: a1 invalid, q = 0
+    window = Window(
+        obs=one_hot([[0]]),
+        action=jnp.array([[0]]),
+        reward=jnp.array([[0.0]]),
+        mask=jnp.array([[1.0]]),
+        terminal=jnp.array([False]),
+        next_obs=one_hot([1]),
+        next_mask=jnp.array([[True, False]]),
+        action_mask=jnp.ones((1, 1, 2), bool),
+    )
+    q_targ, q_hard = learner.targets(params, params, window, Hyper.make(0.5, 1.0, 1e-3))
+    np.testing.assert_allclose(q_hard, [-0.1], rtol=1e-6)  # not max(−0.1, 0) = 0
+    np.testing.assert_allclose(q_targ, [-0.1], rtol=1e-6)  # one valid action: every op gives its q
+
+
+def test_entropy_bonus_policy_ranges_over_the_valid_actions():
+    spec = LearnerSpec(obs_shape=(3,), n_actions=2, network=TABLE, n_step=2, entropy_bonus=True)
+    learner = make_learner(spec)
+    params = table_params(Q_TABLE)
+    window = fixed_window()._replace(action_mask=jnp.array([[[1, 1], [0, 1]], [[1, 1], [1, 1]]], bool))
+    tau, gamma = 0.5, 0.9
+    q_targ, _ = learner.targets(params, params, window, Hyper.make(tau, gamma, 1e-3))
+    # at s1 only action 1 is valid: π(1|s1) = 1, so the bonus of step k = 1 is 0
+    expected0 = 1 + gamma * 2 + gamma**2 * (3 + tau * np.log(2))
+    np.testing.assert_allclose(q_targ, [expected0, 5.0], rtol=1e-6)

@@ -21,16 +21,20 @@ from softq_lab.run.train import CONFIG_DIR
 SEEDS = range(100)
 
 
-def early_left_fractions(double: str) -> np.ndarray:
-    """Per seed, the fraction of episodes 11–100 that went left from A."""
+def left_per_episode(*overrides: str) -> np.ndarray:
+    """[seed, episode]: 1.0 where that episode of the preset's run went left from A."""
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
-        cfg = compose("config", overrides=["+experiment=maxbias", f"double={double}"])
+        cfg = compose("config", overrides=["+experiment=maxbias", *overrides])
     base = from_dict(OmegaConf.to_container(cfg, resolve=True))
     cfgs = [dataclasses.replace(base, seed=s) for s in SEEDS]
     logs: list[list[dict]] = [[] for _ in cfgs]
     device.train_batch(cfgs, native.make(base.env), [lambda s, r, L=L: L.append(r) for L in logs])
-    return np.array([np.mean([r["maxbias/left"] for r in log if "maxbias/left" in r][10:100])
-                     for log in logs])  # fmt: skip
+    return np.array([[r["maxbias/left"] for r in log if "maxbias/left" in r] for log in logs])
+
+
+def early_left_fractions(double: str) -> np.ndarray:
+    """Per seed, the fraction of episodes 11–100 that went left from A."""
+    return left_per_episode(f"double={double}")[:, 10:100].mean(axis=1)
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +70,10 @@ def test_every_preset_run_lasts_exactly_300_episodes():
     for log, result in zip(logs, results, strict=True):
         assert [r["train/episode"] for r in log if "train/episode" in r] == list(range(300))
         assert result["status"] == "finished" and result["step"] <= base.total_steps
+
+
+def test_the_invalid_actions_at_b_never_enter_the_bootstrap():
+    """With one action at B the action space still has two columns; the invalid one (q = 0, never
+    trained) must not enter max_a q(B, a), or A's left value is ≥ 0 and runs go left ~95% late on."""
+    left = left_per_episode("env.kwargs.n_b_actions=1")
+    assert left[:, 200:].mean() < 0.15  # measured 0.07 (0.95 when the mask was ignored)

@@ -115,3 +115,49 @@ def test_double_value_at_tau_zero_evaluates_the_online_argmax_with_the_target():
 def test_unknown_operator_is_a_clear_error():
     with pytest.raises(ValueError, match="operator='max'"):
         operators.get("max")
+
+
+MASK = jnp.array([[True, True, False], [True, False, True]])
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("tau", [0.0, 0.1, 1.0])
+def test_a_masked_action_is_exactly_absent(name, tau):
+    """op(q, τ, mask) equals op over the valid columns alone, whatever q the invalid ones hold."""
+    q = Q.at[0, 2].set(1e6).at[1, 1].set(-1e6)  # untrained invalid columns, deliberately extreme
+    masked = operators.get(name)(q, tau, MASK)
+    alone = [operators.get(name)(q[0, :2], tau), operators.get(name)(q[1, ::2], tau)]
+    np.testing.assert_allclose(masked, alone, rtol=1e-6)
+
+
+def test_mellowmax_averages_over_the_valid_actions_only():
+    q = jnp.array([0.0, 0.0, 123.0])
+    v = operators.mellowmax(q, 1.0, jnp.array([True, True, False]))
+    np.testing.assert_allclose(v, 0.0, atol=1e-6)  # log mean(e^0, e^0), not log((2 + 0)/3)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_state_without_valid_actions_keeps_a_finite_value(name):
+    """A terminal state's mask may be all False; its value is multiplied by 0 and must stay finite."""
+    v = operators.get(name)(Q, 0.5, jnp.zeros_like(MASK))
+    np.testing.assert_allclose(v, operators.get(name)(Q, 0.5), rtol=1e-6)
+
+
+@pytest.mark.parametrize("operator", ["soft", "boltzmann"])
+@pytest.mark.parametrize("tau", [0.0, 0.5])
+def test_double_value_ranges_over_the_valid_actions(operator, tau):
+    q_select = jnp.array([0.0, 5.0, 1.0])  # the invalid action 1 would win the choice
+    q_targ = jnp.array([2.0, 100.0, 4.0])
+    mask = jnp.array([True, False, True])
+    v = operators.double_value(q_targ, q_select, tau, operator, mask)
+    alone = operators.double_value(q_targ[::2], q_select[::2], tau, operator)
+    np.testing.assert_allclose(v, alone, rtol=1e-6)
+
+
+def test_double_value_at_tau_zero_breaks_ties_at_random_not_toward_the_lowest_index():
+    """With tied online values (MaxBias's all-zero start), the τ = 0 double target is the mean of
+    q_targ over the maximisers: the expectation of the behaviour policy's random tie-break."""
+    q_select = jnp.zeros(4)
+    q_targ = jnp.array([1.0, 2.0, 3.0, 6.0])
+    np.testing.assert_allclose(operators.double_value(q_targ, q_select, 0.0, "soft"), 3.0)
+    np.testing.assert_allclose(operators.boltzmann_policy(q_select, 0.0), [0.25] * 4)

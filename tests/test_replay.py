@@ -127,3 +127,23 @@ def test_add_and_sample_are_jittable_and_the_buffer_wraps():
     assert int(state.size) == 4 and int(state.pos) == 2
     win = jax.jit(replay.sample, static_argnums=(2, 3))(state, jax.random.key(0), 8, 2)
     assert win.obs.shape == (8, 2, 1) and win.mask.shape == (8, 2)
+
+
+def test_window_carries_the_valid_actions_of_every_state_it_visits():
+    """next_mask: the mask at S_{t+m}; action_mask[:, k]: the mask at S_{t+k} (stored with step t+k−1)."""
+    buf = replay.init(8, 1, (1,), 3)
+    masks = jnp.array([[1, 1, 0], [0, 1, 1], [1, 0, 1]], bool)
+    for t in range(3):
+        step = replay.Transition(
+            obs=jnp.full((1, 1, 1), t, jnp.float32),
+            action=jnp.zeros((1, 1), jnp.int32),
+            reward=jnp.zeros((1, 1)),
+            terminated=jnp.zeros((1, 1), bool),
+            truncated=jnp.zeros((1, 1), bool),
+            next_obs=jnp.full((1, 1, 1), t + 1, jnp.float32),
+            next_mask=masks[t][None, None],
+        )
+        buf = replay.add(buf, step)
+    win = replay.windows(buf, jnp.array([0]), jnp.array([0]), 3)
+    np.testing.assert_array_equal(win.next_mask[0], masks[2])
+    np.testing.assert_array_equal(win.action_mask[0], [[1, 1, 1], masks[0], masks[1]])

@@ -8,6 +8,7 @@ One update, for a batch of n-step windows (see `replay.Window`):
 
     q_sa     = q_θ(S_t, A_t)
     V        = op_τ(q_θ⁻(S_{t+m}, ·))                  (double: q_θ⁻ evaluates π_τ(q_θ(S_{t+m}, ·)))
+                                                       (over the actions valid at S_{t+m} only)
     q_targ   = stop_gradient(R^(n) + B^(n) + I^(n)·V)  (targets.n_step_target)
     td_error = q_targ − q_sa
     loss     = mean(huber(td_error))  or  mean(td_error² / 2)
@@ -108,12 +109,13 @@ class Learner(NamedTuple):
 
 
 def bootstrap_value(
-    spec: LearnerSpec, q_targ: jax.Array, q_online: jax.Array, tau: jax.Array
+    spec: LearnerSpec, q_targ: jax.Array, q_online: jax.Array, tau: jax.Array, mask: jax.Array
 ) -> jax.Array:
-    """V(S_{t+m}) under the spec's operator (double: the online net chooses, the other evaluates)."""
+    """V(S_{t+m}) under the spec's operator over the actions valid there (`mask`); double: the
+    online net chooses, the other evaluates."""
     if spec.double != "none":
-        return operators.double_value(q_targ, q_online, tau, spec.operator)
-    return operators.get(spec.operator)(q_targ, tau)
+        return operators.double_value(q_targ, q_online, tau, spec.operator, mask)
+    return operators.get(spec.operator)(q_targ, tau, mask)
 
 
 def make_learner(spec: LearnerSpec) -> Learner:
@@ -148,13 +150,15 @@ def make_learner(spec: LearnerSpec) -> Learner:
         """(q_targ at τ, q_targ at τ = 0) for the batch, both without gradient."""
         q_next = q_values(target_params, window.next_obs)
         q_next_online = q_values(params, window.next_obs) if spec.double != "none" else q_next
-        v_next = bootstrap_value(spec, q_next, q_next_online, hyper.tau)
-        v_hard = bootstrap_value(spec, q_next, q_next_online, jnp.zeros(()))
+        mask = window.next_mask
+        v_next = bootstrap_value(spec, q_next, q_next_online, hyper.tau, mask)
+        v_hard = bootstrap_value(spec, q_next, q_next_online, jnp.zeros(()), mask)
         bonus = jnp.zeros_like(v_next)
         if spec.entropy_bonus and spec.n_step > 1:
             batch, n = window.action.shape
             q_mid = q_values(target_params, window.obs.reshape(batch * n, *spec.obs_shape))
-            logp = jnp.log(operators.boltzmann_policy(q_mid, hyper.tau) + 1e-30)
+            mid_mask = window.action_mask.reshape(batch * n, -1)
+            logp = jnp.log(operators.boltzmann_policy(q_mid, hyper.tau, mid_mask) + 1e-30)
             logp_taken = jnp.take_along_axis(
                 logp.reshape(batch, n, -1), window.action[..., None], axis=-1
             )[..., 0]

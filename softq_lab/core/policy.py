@@ -16,6 +16,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from softq_lab.core import operators
+
 
 def inverse_cdf(probs: jax.Array, u: jax.Array) -> jax.Array:
     """The index k with c_{k−1} ≤ u·c_A < c_k, c = cumsum(probs): a draw from `probs` [..., A]
@@ -28,15 +30,11 @@ def action_probs(
     q: jax.Array, tau: jax.Array, mask: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
     """(π_explore, π_exploit) [..., A], each normalised: uniform over the valid actions, and
-    softmax(q/τ) over them (uniform over the maximisers at τ = 0)."""
-    valid = jnp.ones(q.shape, bool) if mask is None else mask.astype(bool)
+    softmax(q/τ) over them (uniform over the maximisers at τ = 0; `operators.boltzmann_policy`,
+    the same π the double target evaluates)."""
+    valid = operators.valid_actions(q, mask)
     uniform = valid / jnp.sum(valid, axis=-1, keepdims=True)
-    q = jnp.where(valid, q, -jnp.inf)
-    is_max = valid & (q == jnp.max(q, axis=-1, keepdims=True))
-    greedy = is_max / jnp.sum(is_max, axis=-1, keepdims=True)
-    safe_tau = jnp.where(tau > 0, tau, 1.0)
-    boltzmann = jax.nn.softmax(q / safe_tau, axis=-1)
-    return uniform, jnp.where(tau > 0, boltzmann, greedy)
+    return uniform, operators.boltzmann_policy(q, tau, mask)
 
 
 def select_action(

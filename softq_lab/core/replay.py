@@ -50,7 +50,9 @@ class Window(NamedTuple):
     mask [B, n]: 1 for the steps inside the window (a prefix);
     terminal [B]: the window's last step terminated the episode; next_obs [B, ...]: S_{t+m}, the
     observation after the window's last step (m = mask.sum(-1)); next_mask [B, A]: the actions valid
-    at S_{t+m}, which the bootstrap's operator ranges over.
+    at S_{t+m}, which the bootstrap's operator ranges over; action_mask [B, n, A]: the actions valid
+    at S_{t+k} for k ≥ 1 inside the window (the stored next_mask of step t+k−1; row 0, not stored, is
+    all True), which the entropy bonus's policy ranges over.
     """
 
     obs: jax.Array
@@ -60,6 +62,7 @@ class Window(NamedTuple):
     terminal: jax.Array
     next_obs: jax.Array
     next_mask: jax.Array
+    action_mask: jax.Array
 
 
 def init(capacity: int, n_envs: int, obs_shape: tuple[int, ...], n_actions: int) -> BufferState:
@@ -140,4 +143,7 @@ def windows(state: BufferState, age: jax.Array, env: jax.Array, n_step: int) -> 
         terminal=win.terminated[batch, last],
         next_obs=win.next_obs[batch, last],
         next_mask=win.next_mask[batch, last],
+        action_mask=jnp.concatenate(
+            [jnp.ones_like(win.next_mask[:, :1]), win.next_mask[:, :-1]], axis=1
+        ),
     )

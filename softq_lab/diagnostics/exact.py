@@ -49,6 +49,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from softq_lab.envs.tabular import valid_actions
+
 Array = np.ndarray
 Operator = Callable[..., Array]
 
@@ -161,17 +163,20 @@ def mdp_from_transitions(
 def tabular_mdp(env: Any) -> TabularMDP:
     """The `TabularMDP` of a gymnasium toy-text env (FrozenLake, CliffWalking, Taxi, MaxBias).
 
-    Reads ``env.unwrapped.P``, the action validity ``env.unwrapped.valid_actions`` ([S, A] bool)
-    when the env has one (MaxBias does; otherwise every action is valid — Taxi's
-    ``info["action_mask"]`` marks no-op moves, which are legal, so it is *not* used), and the start
-    distribution ``env.unwrapped.initial_state_distrib`` when present.
+    Reads ``env.unwrapped.P``, the valid actions of ``envs.tabular.valid_actions`` (the env's own
+    ``action_mask(s)``, which the drivers act with and the learner bootstraps over: MaxBias's valid
+    actions, Taxi's moves that change the state; all actions otherwise), and the start distribution
+    ``env.unwrapped.initial_state_distrib`` when present. For the hard max the masked Taxi MDP has
+    the same Q* on every valid action (a no-op move costs −1 and leads nowhere, never optimal); a
+    soft operator's fixed point is that of the actions the learner can take.
     """
     base = env.unwrapped
     n_states = int(base.observation_space.n)
     n_actions = int(base.action_space.n)
-    mask = getattr(base, "valid_actions", None)
     initial = getattr(base, "initial_state_distrib", None)
-    return mdp_from_transitions(base.P, n_states, n_actions, mask=mask, initial=initial)
+    return mdp_from_transitions(
+        base.P, n_states, n_actions, mask=valid_actions(env), initial=initial
+    )
 
 
 # --------------------------------------------------------------------------------------------------

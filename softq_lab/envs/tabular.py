@@ -17,8 +17,9 @@ What the table alone does not say is read from the unwrapped env when it has it:
   number their start when they have a single one.
 - `action_mask(s)` (a method): the valid actions the env reports in `info["action_mask"]` (Taxi:
   moves that change the state; MaxBias: the actions valid in A or B), built once into a bool [S, A]
-  table that `action_mask(state)` indexes. All True for an env without the method. (Taxi's mask marks
-  no-op moves, which its model allows: the driver on gymnasium masks them too, through `info`.)
+  table (`valid_actions`) that `action_mask(state)` indexes. All True for an env without the method.
+  (Taxi's mask hides no-op moves, which its model allows: the driver on gymnasium masks them too,
+  through `info`, and `diagnostics.exact.tabular_mdp` solves the MDP without them.)
 - `reward_std` [S, A]: Gaussian reward noise, `reward_std[s, a] · N(0, 1)` added to the model's mean
   reward (MaxBias's rewards at B are N(mean, std²) and its model holds the mean).
 - `episode_flags` {name: state}: per-episode metrics, each 1.0 when the episode visited that state
@@ -72,6 +73,22 @@ class Tables(NamedTuple):
     flags: dict[str, int]  # episode metric name -> the state whose visit sets it to 1.0
 
 
+def valid_actions(env: gym.Env) -> np.ndarray:
+    """bool [S, A]: the actions valid in each state, from the env's `action_mask(s)` (the mask it
+    reports in `info["action_mask"]`, which the drivers act with and the learner bootstraps over);
+    all True for an env without one. The exact solvers read the same, so that the truth they give is
+    the fixed point of the MDP the learner actually sees. ValueError for a mask of the wrong shape."""
+    base = env.unwrapped
+    n_states, n_actions = int(base.observation_space.n), int(base.action_space.n)
+    mask_of = getattr(base, "action_mask", None)
+    if not callable(mask_of):
+        return np.ones((n_states, n_actions), bool)
+    mask = np.stack([np.asarray(mask_of(s), bool) for s in range(n_states)])
+    if mask.shape != (n_states, n_actions):
+        raise ValueError(f"its action_mask(s) has shape {mask.shape[1:]}, not ({n_actions},)")
+    return mask
+
+
 def tables(env: gym.Env) -> Tables:
     """The padded arrays of `env.unwrapped`'s model and the facts read beside it (module docstring);
     ValueError for a model that is not one (probabilities not summing to 1, states out of range)."""
@@ -108,13 +125,7 @@ def tables(env: gym.Env) -> Tables:
             f"distribution over its {n_states} states"
         )
 
-    mask_of = getattr(base, "action_mask", None)
-    if callable(mask_of):
-        mask = np.stack([np.asarray(mask_of(s), bool) for s in range(n_states)])
-    else:
-        mask = np.ones((n_states, n_actions), bool)
-    if mask.shape != (n_states, n_actions):
-        raise ValueError(f"its action_mask(s) has shape {mask.shape[1:]}, not ({n_actions},)")
+    mask = valid_actions(env)
 
     reward_std = getattr(base, "reward_std", None)
     if reward_std is None:
