@@ -245,18 +245,54 @@ def test_a_group_without_hard_max_runs_is_warned_about_and_left_out(tmp_path: Pa
     assert set(table["env"]) == {"cartpole"}
 
 
-def test_runs_that_never_share_a_config_across_tau_are_an_error_naming_what_differs(
+def test_runs_that_never_share_a_config_across_tau_are_warned_about_naming_what_differs(
     tmp_path: Path,
 ) -> None:
     write_sweep(tmp_path / "a", tau_grid([0], [0, 1], lr=1e-3))
     write_sweep(tmp_path / "b", tau_grid([0.1], [0, 1], lr=3e-4))
     design = aggregate.prepare(load_runs([tmp_path]))
-    with pytest.raises(
-        AnalysisError,
-        match=r"differ in lr: τ = 0 has \{0.001\}, τ > 0 has "
-        r"\{0.0003\}",
+    with pytest.warns(
+        AnalysisWarning,
+        match=r"differ in lr: τ = 0 has \{0.001\}, τ > 0 has \{0.0003\}",
     ):
-        aggregate.vs_hard_max(design)
+        assert aggregate.vs_hard_max(design, n_resamples=99).empty
+
+
+def test_a_run_set_without_the_hard_max_is_summarised_with_an_empty_comparison(
+    tmp_path: Path,
+) -> None:
+    write_sweep(tmp_path / "s", tau_grid([0.1, 1.0], [0, 1]))
+    design = aggregate.prepare(load_runs([tmp_path]))
+    with pytest.warns(AnalysisWarning, match=r"no run has τ = 0"):
+        assert aggregate.vs_hard_max(design, n_resamples=99).empty
+    assert set(aggregate.summarize(design, n_resamples=99)["tau"]) == {0.1, 1.0}
+
+
+def test_behaviour_tau_is_part_of_the_setting_not_of_the_group(tmp_path: Path) -> None:
+    """The MaxBias preset runs the hard max with exploration.tau null and soft runs with 0: both act
+    ε-greedy, so they compare without --ignore; null counts as the learner's own τ."""
+    write_sweep(tmp_path / "a", tau_grid([0], [0, 1], extra={"exploration.tau": None}))
+    write_sweep(tmp_path / "b", tau_grid([0.1], [0, 1], extra={"exploration.tau": 0.0}))
+    write_sweep(tmp_path / "c", tau_grid([0.5], [0, 1], extra={"exploration.tau": None}))
+    design = aggregate.prepare(load_runs([tmp_path]))
+    assert aggregate.BEHAVIOUR_TAU not in design.group_keys
+    table = aggregate.vs_hard_max(design, n_resamples=99)
+    settings = set(zip(table["tau"], table[aggregate.BEHAVIOUR_TAU], strict=True))
+    assert settings == {(0.1, 0.0), (0.5, 0.5)}
+    assert (table["n_hard"] == 2).all()
+
+
+def test_with_several_hard_max_behaviours_each_setting_meets_the_one_that_acts_alike(
+    tmp_path: Path,
+) -> None:
+    write_sweep(tmp_path / "a", tau_grid([0], [0, 1], extra={"exploration.tau": 0.0}))
+    write_sweep(tmp_path / "b", tau_grid([0], [2, 3, 4], extra={"exploration.tau": 0.5}))
+    write_sweep(tmp_path / "c", tau_grid([0.5], [0, 1], extra={"exploration.tau": 0.5}))
+    write_sweep(tmp_path / "d", tau_grid([0.1], [0, 1], extra={"exploration.tau": 0.1}))
+    design = aggregate.prepare(load_runs([tmp_path]))
+    table = aggregate.vs_hard_max(design, n_resamples=99)
+    n_hard = dict(zip(table["tau"], table["n_hard"], strict=False))
+    assert n_hard == {0.5: 3, 0.1: 2}  # τ = 0.5 meets the hard max acting alike; 0.1 the ε-greedy
 
 
 def test_an_unexpected_varying_key_splits_configs_with_a_warning_and_ignore_pools_them(

@@ -129,19 +129,30 @@ def test_cli_error_for_an_unknown_metric_and_one_no_run_logged(
     )
 
 
-def test_cli_error_for_incompatible_sweeps_says_what_differs(
+def test_cli_warns_for_incompatible_sweeps_says_what_differs_and_writes_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     write_sweep(tmp_path / "a", tau_grid([0], [0, 1], gamma=0.9))
     write_sweep(tmp_path / "b", tau_grid([0.1], [0, 1], gamma=0.99))
-    assert_one_line_error(
-        capsys,
-        [tmp_path / "a", tmp_path / "b"],
-        "incompatible runs: no τ > 0 config matches a τ = 0 config",
-        tmp_path / "out",
-    )
-    _, _, stderr = run_cli(capsys, tmp_path / "a", tmp_path / "b", "--out", tmp_path / "o")
+    out = tmp_path / "o"
+    code, _, stderr = run_cli(capsys, tmp_path / "a", tmp_path / "b", "--out", out,
+                              "--n-resamples", "99", "--no-figures")
+    assert code == 0, stderr
+    assert "incompatible runs: no τ > 0 config matches a τ = 0 config" in stderr
     assert "gamma: τ = 0 has {0.9}, τ > 0 has {0.99}" in stderr
+    assert (out / "summary.csv").exists() and (out / "vs_hard_max.md").exists()
+
+
+def test_cli_analyses_a_run_set_without_a_hard_max_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    write_sweep(tmp_path / "s", tau_grid([0.1, 1.0], [0, 1]))
+    out = tmp_path / "o"
+    code, _, stderr = run_cli(capsys, tmp_path / "s", "--out", out, "--n-resamples", "99",
+                              "--no-figures")
+    assert code == 0, stderr
+    assert "warning: no run has τ = 0 (the hard max)" in stderr
+    assert "No τ > 0 config has τ = 0 runs" in (out / "vs_hard_max.md").read_text()
 
 
 def test_cli_usage_errors_are_one_line_with_exit_code_2(capsys: pytest.CaptureFixture) -> None:

@@ -24,8 +24,10 @@ Statistics (per config and metric, over seeds): `mean`; `iqm` = `scipy.stats.tri
 with `n_resamples` resamples and a generator seeded with `seed` afresh for every interval (so every
 number is reproducible on its own); NaN with fewer than two seeds.
 
-Versus the hard max (per τ > 0 and operator, within a group of configs equal in every config key
-except τ, operator and seed): `diff` = mean(x) − mean(y) of the metric's values x at τ and y at
+Versus the hard max (per τ > 0, operator and behaviour τ, within a group of configs equal in every
+config key except those three and seed; `exploration.tau` null counts as the learner's τ, and when the
+group's τ = 0 runs act with several behaviour τ the reference is those acting alike, else the
+ε-greedy ones: `hard_reference`): `diff` = mean(x) − mean(y) of the metric's values x at τ and y at
 τ = 0 (in the metric's own units, signed); its CI is the percentile bootstrap of that difference
 with x and y resampled independently (two samples, `paired=False`); `p_improvement` = the
 fraction of pairs (x_i, y_j) in which x_i is better than y_j, ties counting ½, where better means
@@ -58,8 +60,10 @@ DEFAULT_IGNORE = (
 )
 #: Keys a sweep is expected to vary; a config key outside these that varies is reported.
 SWEEP_AXES = tuple(k for k in KEY_COLUMNS if k != "seed")
-#: The keys that make up a τ comparison within a group.
-TAU_KEYS = ("tau", "operator")
+#: The keys that make up a τ comparison within a group: the backup's τ and operator, and the
+#: behaviour policy's τ (`exploration.tau`; null means "the learner's τ", so it moves with τ).
+BEHAVIOUR_TAU = "exploration.tau"
+TAU_KEYS = ("tau", "operator", BEHAVIOUR_TAU)
 
 
 # ------------------------------------------------------------------------------ per-run metrics
@@ -258,6 +262,8 @@ def prepare(runset: RunSet, metrics: Sequence[Metric] | None = None, *,
         table["seed"] = np.nan
     if "tau" in table.columns and "operator" in table.columns:
         table.loc[table["tau"] == 0, "operator"] = "hard"
+    if "tau" in table.columns and BEHAVIOUR_TAU in table.columns:  # null: acts with the learner's τ
+        table[BEHAVIOUR_TAU] = pd.to_numeric(table[BEHAVIOUR_TAU]).fillna(table["tau"])
     table = _drop_duplicate_seeds(table, keys)
     group_keys = [k for k in keys if k not in TAU_KEYS]
     return Design(_sort(table, [*keys, "seed", "run_id"]).reset_index(drop=True), keys,
@@ -266,7 +272,7 @@ def prepare(runset: RunSet, metrics: Sequence[Metric] | None = None, *,
 
 def _report_axes(runs: pd.DataFrame, keys: Sequence[str]) -> None:
     """Warn about config keys that vary although no sweep is expected over them."""
-    odd = [k for k in keys if k not in SWEEP_AXES]
+    odd = [k for k in keys if k not in SWEEP_AXES and k not in TAU_KEYS]
     if odd:
         described = "; ".join(f"{k} ∈ {{{_values_text(runs[k])}}}" for k in odd)
         warn(f"runs also differ in {described}: each value is its own config "
@@ -390,8 +396,9 @@ def _order_rows(frame: pd.DataFrame, keys: Sequence[str],
 
 
 def check_comparable(design: Design) -> None:
-    """Raise if τ = 0 and τ > 0 runs exist but no group holds both; warn about groups without
-    τ = 0. The error names the config keys whose values differ between the two sets."""
+    """Warn when the versus-hard-max table will be empty or miss groups: no τ > 0 run, no τ = 0 run,
+    no group holding both (the warning names the config keys whose values differ between the two
+    sets), or some groups without τ = 0. Raise only when the runs have no τ at all."""
     table = design.table
     if "tau" not in table.columns:
         raise AnalysisError("no run has a 'tau' in its config: cannot compare with the hard max")
@@ -400,15 +407,17 @@ def check_comparable(design: Design) -> None:
         warn("no run has τ > 0: the versus-hard-max table is empty")
         return
     if hard.empty:
-        raise AnalysisError("no run has τ = 0 (the hard max): nothing to compare τ > 0 runs with")
+        warn("no run has τ = 0 (the hard max): the versus-hard-max table is empty")
+        return
     groups_with_hard = {_key(c) for c, _ in _groups(hard, design.group_keys)}
     missing = [c for c, _ in _groups(soft, design.group_keys) if _key(c) not in groups_with_hard]
     if len(missing) == len(list(_groups(soft, design.group_keys))):
         differ = [k for k in design.group_keys if _value_set(hard[k]) != _value_set(soft[k])]
         detail = "; ".join(f"{k}: τ = 0 has {{{_values_text(hard[k])}}}, τ > 0 has "
                            f"{{{_values_text(soft[k])}}}" for k in differ)
-        raise AnalysisError("incompatible runs: no τ > 0 config matches a τ = 0 config in every "
-                            f"other key; they differ in {detail or 'nothing visible'}")
+        warn("incompatible runs: no τ > 0 config matches a τ = 0 config in every other key "
+             f"(they differ in {detail or 'nothing visible'}): the versus-hard-max table is empty")
+        return
     for config in missing:
         warn(f"no τ = 0 runs for {describe(config)}: its τ > 0 rows are left out of vs_hard_max")
 
@@ -426,6 +435,16 @@ def describe(config: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in config.items()) or "all runs"
 
 
+def hard_reference(hard: pd.DataFrame, setting: dict) -> pd.DataFrame:
+    """The τ = 0 runs a τ > 0 setting is compared with: all of them when they share one behaviour
+    τ; otherwise those that act as the setting does (same behaviour τ), else those that act
+    ε-greedy (behaviour τ 0, the hard max's own policy)."""
+    if BEHAVIOUR_TAU not in setting or hard[BEHAVIOUR_TAU].nunique() <= 1:
+        return hard
+    same = hard[hard[BEHAVIOUR_TAU] == setting[BEHAVIOUR_TAU]]
+    return same if len(same) else hard[hard[BEHAVIOUR_TAU] == 0]
+
+
 def vs_hard_max(design: Design, *, n_resamples: int = N_RESAMPLES,
                 seed: int = SEED) -> pd.DataFrame:
     """Per group, operator, τ > 0 and metric: n, n_hard, mean, mean_hard, diff, ci_low, ci_high,
@@ -439,8 +458,13 @@ def vs_hard_max(design: Design, *, n_resamples: int = N_RESAMPLES,
         if hard.empty:
             continue
         for setting, sub in _groups(runs[runs["tau"] > 0], tau_keys):
+            reference = hard_reference(hard, setting)
+            if reference.empty:
+                warn(f"no τ = 0 run of {describe({**group, **setting})} acts with behaviour τ "
+                     f"{setting[BEHAVIOUR_TAU]} or 0: left out of vs_hard_max")
+                continue
             for metric in design.metrics:
-                x, y = seed_values(sub, metric.name), seed_values(hard, metric.name)
+                x, y = seed_values(sub, metric.name), seed_values(reference, metric.name)
                 if not len(x) or not len(y):
                     continue
                 low, high = bootstrap_ci((x, y), _diff_stat, n_resamples=n_resamples, seed=seed)
