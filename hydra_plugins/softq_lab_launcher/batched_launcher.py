@@ -36,6 +36,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
+from hydra_plugins.softq_lab_launcher.sweep_configs import ComposedOnce
+
 PROG = "softq-train"
 
 
@@ -66,6 +68,11 @@ class BatchedLauncher(Launcher):
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
         self.config, self.hydra_context = config, hydra_context
+        # The sweeper (validating each job) and this launcher compose every job through this
+        # loader: compose once per shape of overrides instead (sweep_configs.py).
+        loader = hydra_context.config_loader
+        if not isinstance(loader.load_sweep_config, ComposedOnce):
+            loader.load_sweep_config = ComposedOnce(loader)  # type: ignore[method-assign]
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
