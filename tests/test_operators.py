@@ -155,9 +155,21 @@ def test_double_value_ranges_over_the_valid_actions(operator, tau):
 
 
 def test_double_value_at_tau_zero_breaks_ties_at_random_not_toward_the_lowest_index():
-    """With tied online values (MaxBias's all-zero start), the τ = 0 double target is the mean of
-    q_targ over the maximisers: the expectation of the behaviour policy's random tie-break."""
-    q_select = jnp.zeros(4)
-    q_targ = jnp.array([1.0, 2.0, 3.0, 6.0])
-    np.testing.assert_allclose(operators.double_value(q_targ, q_select, 0.0, "soft"), 3.0)
-    np.testing.assert_allclose(operators.boltzmann_policy(q_select, 0.0), [0.25] * 4)
+    """With tied online values (MaxBias's all-zero start), the τ = 0 double target evaluates a
+    maximiser drawn uniformly (with a key, as Double Q-learning's argmax does), or their mean."""
+    q_select = jnp.array([0.0, 0.0, 0.0, -1.0])
+    q_targ = jnp.array([1.0, 2.0, 3.0, 100.0])
+    np.testing.assert_allclose(operators.double_value(q_targ, q_select, 0.0, "soft"), 2.0)
+    keys = jax.random.split(jax.random.key(0), 3000)
+    draws = jax.vmap(lambda k: operators.double_value(q_targ, q_select, 0.0, "soft", key=k))(keys)
+    values, counts = np.unique(np.asarray(draws), return_counts=True)
+    assert values.tolist() == [1.0, 2.0, 3.0]  # never the non-maximiser, each maximiser alike
+    assert counts.min() > 900
+
+
+def test_the_greedy_policy_is_uniform_over_ties_or_one_hot_on_a_random_maximiser():
+    q = jnp.array([[0.0, 0.0, -1.0, 0.0]])
+    np.testing.assert_allclose(operators.boltzmann_policy(q, 0.0), [[1 / 3, 1 / 3, 0, 1 / 3]])
+    picks = {int(jnp.argmax(operators.boltzmann_policy(q, 0.0, key=jax.random.key(i))))
+             for i in range(40)}  # fmt: skip
+    assert picks == {0, 1, 3}

@@ -64,7 +64,7 @@ class LearnerState(NamedTuple):
     target_params: Params  # the target network, or the second estimator for double="twin"
     opt_state: optax.OptState  # a pair (one per estimator) for double="twin"
     updates: jax.Array  # number of updates done
-    key: jax.Array  # the learner's own randomness (the twin coin)
+    key: jax.Array  # the learner's own randomness (the twin coin, the double target's tie-breaks)
 
 
 DOUBLE_MODES = ("none", "target", "twin")
@@ -105,16 +105,21 @@ class Learner(NamedTuple):
     update: Any  # (LearnerState, Window, Hyper) -> (LearnerState, metrics)
     q_values: Any  # (params, obs [B, ...]) -> [B, A]
     q_act: Any  # (LearnerState, obs [B, ...]) -> [B, A], the q the policies act on
-    targets: Any  # (params, target_params, Window, Hyper) -> (q_targ at τ, q_targ at τ = 0)
+    targets: Any  # (params, target_params, Window, Hyper, key=None) -> (q_targ at τ, at τ = 0)
 
 
 def bootstrap_value(
-    spec: LearnerSpec, q_targ: jax.Array, q_online: jax.Array, tau: jax.Array, mask: jax.Array
+    spec: LearnerSpec,
+    q_targ: jax.Array,
+    q_online: jax.Array,
+    tau: jax.Array,
+    mask: jax.Array,
+    key: jax.Array | None = None,
 ) -> jax.Array:
     """V(S_{t+m}) under the spec's operator over the actions valid there (`mask`); double: the
-    online net chooses, the other evaluates."""
+    online net chooses (greedy ties at τ = 0 broken at random with `key`), the other evaluates."""
     if spec.double != "none":
-        return operators.double_value(q_targ, q_online, tau, spec.operator, mask)
+        return operators.double_value(q_targ, q_online, tau, spec.operator, mask, key)
     return operators.get(spec.operator)(q_targ, tau, mask)
 
 
@@ -145,14 +150,19 @@ def make_learner(spec: LearnerSpec) -> Learner:
         return LearnerState(params, other, opt_state, jnp.zeros((), jnp.int32), key)
 
     def n_step_targets(
-        params: Params, target_params: Params, window: Window, hyper: Hyper
+        params: Params,
+        target_params: Params,
+        window: Window,
+        hyper: Hyper,
+        key: jax.Array | None = None,
     ) -> tuple[jax.Array, jax.Array]:
-        """(q_targ at τ, q_targ at τ = 0) for the batch, both without gradient."""
+        """(q_targ at τ, q_targ at τ = 0) for the batch, both without gradient; `key` breaks the
+        double target's greedy ties (expected over them without)."""
         q_next = q_values(target_params, window.next_obs)
         q_next_online = q_values(params, window.next_obs) if spec.double != "none" else q_next
         mask = window.next_mask
-        v_next = bootstrap_value(spec, q_next, q_next_online, hyper.tau, mask)
-        v_hard = bootstrap_value(spec, q_next, q_next_online, jnp.zeros(()), mask)
+        v_next = bootstrap_value(spec, q_next, q_next_online, hyper.tau, mask, key)
+        v_hard = bootstrap_value(spec, q_next, q_next_online, jnp.zeros(()), mask, key)
         bonus = jnp.zeros_like(v_next)
         if spec.entropy_bonus and spec.n_step > 1:
             batch, n = window.action.shape
@@ -171,18 +181,22 @@ def make_learner(spec: LearnerSpec) -> Learner:
         q_targ_hard = per_window(*args, v_hard, hyper.gamma, jnp.zeros_like(bonus))
         return jax.lax.stop_gradient(q_targ), jax.lax.stop_gradient(q_targ_hard)
 
-    def loss_fn(params: Params, other: Params, window: Window, hyper: Hyper):
+    def loss_fn(params: Params, other: Params, window: Window, hyper: Hyper, key: jax.Array):
         q_all = q_values(params, window.obs[:, 0])
         q_sa = jnp.take_along_axis(q_all, window.action[:, :1], axis=-1)[:, 0]
-        q_targ, q_targ_hard = n_step_targets(params, other, window, hyper)
+        q_targ, q_targ_hard = n_step_targets(params, other, window, hyper, key)
         td_error = q_targ - q_sa
         per_sample = optax.huber_loss(td_error) if huber else 0.5 * td_error**2
         aux = (q_all, q_sa, q_targ, q_targ_hard, td_error)
         return jnp.mean(per_sample), aux
 
-    def learn(params: Params, other: Params, opt_state: Any, window: Window, hyper: Hyper):
+    def learn(
+        params: Params, other: Params, opt_state: Any, window: Window, hyper: Hyper, key: jax.Array
+    ):
         """One optimizer step on `params`, with `other` as the target network / other estimator."""
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, other, window, hyper)
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, other, window, hyper, key
+        )
         updates, opt_state = tx.update(grads, opt_state, params)
         updates = jax.tree.map(lambda u: hyper.lr * u, updates)
         return optax.apply_updates(params, updates), opt_state, loss, aux, grads
@@ -190,9 +204,9 @@ def make_learner(spec: LearnerSpec) -> Learner:
     def update(state: LearnerState, window: Window, hyper: Hyper):
         chex.assert_rank([window.action, window.reward, window.terminal], [2, 2, 1])
         chex.assert_equal(window.action.shape[1], spec.n_step)
-        n, key = state.updates + 1, state.key
+        n = state.updates + 1
+        key, coin, ties = jax.random.split(state.key, 3)
         if twin:
-            key, coin = jax.random.split(key)
             swap = jax.random.bernoulli(coin)
 
             def pick(x: Any, y: Any) -> Any:  # x, or y when the coin says swap
@@ -200,12 +214,12 @@ def make_learner(spec: LearnerSpec) -> Learner:
 
             a, b = pick(state.params, state.target_params), pick(state.target_params, state.params)
             opt_a, opt_b = pick(*state.opt_state), pick(*state.opt_state[::-1])
-            a, opt_a, loss, aux, grads = learn(a, b, opt_a, window, hyper)
+            a, opt_a, loss, aux, grads = learn(a, b, opt_a, window, hyper, ties)
             params, target_params = pick(a, b), pick(b, a)
             opt_state = (pick(opt_a, opt_b), pick(opt_b, opt_a))
         else:
             params, opt_state, loss, aux, grads = learn(
-                state.params, state.target_params, state.opt_state, window, hyper
+                state.params, state.target_params, state.opt_state, window, hyper, ties
             )
             period = hyper.target_period
             copy = (period > 0) & (n % jnp.maximum(period, 1) == 0)

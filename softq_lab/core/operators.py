@@ -75,17 +75,25 @@ def mellowmax(q: jax.Array, tau: jax.Array | float, mask: jax.Array | None = Non
 
 
 def boltzmann_policy(
-    q: jax.Array, tau: jax.Array | float, mask: jax.Array | None = None
+    q: jax.Array,
+    tau: jax.Array | float,
+    mask: jax.Array | None = None,
+    key: jax.Array | None = None,
 ) -> jax.Array:
-    """π(a) = softmax(q/τ)_a over 𝒜; at τ = 0 the greedy policy, uniform over the maximisers.
+    """π(a) = softmax(q/τ)_a over 𝒜; at τ = 0 the greedy policy, with ties broken at random.
 
-    Uniform over ties, as the behaviour policy breaks them at random (`policy.action_probs`): an
-    expectation under this π is the expected value of a random tie-break (and not a bias toward the
-    lowest index, which at MaxBias's all-zero start would always evaluate action 0)."""
+    With `key`, the greedy policy is one-hot on a maximiser drawn uniformly (as the behaviour policy
+    and Q-learning's argmax do: `policy.action_probs`); without, it is uniform over the maximisers,
+    the expectation of that draw. Never toward the lowest index, which at MaxBias's all-zero start
+    would always pick action 0."""
     positive, t = _safe_tau(tau)
     valid, q = _masked(q, mask)
     is_max = valid & (q == jnp.max(q, axis=-1, keepdims=True))
-    greedy = is_max / jnp.sum(is_max, axis=-1, keepdims=True)
+    if key is None:
+        greedy = is_max / jnp.sum(is_max, axis=-1, keepdims=True)
+    else:
+        pick = jnp.argmax(is_max * jax.random.uniform(key, q.shape, minval=0.5, maxval=1.0), -1)
+        greedy = jax.nn.one_hot(pick, q.shape[-1])
     return jnp.where(positive, jax.nn.softmax(q / t, axis=-1), greedy.astype(q.dtype))
 
 
@@ -112,16 +120,17 @@ def double_value(
     tau: jax.Array,
     operator: str,
     mask: jax.Array | None = None,
+    key: jax.Array | None = None,
 ) -> jax.Array:
     """Double-Q value: the target network's q evaluates the policy chosen by the online network.
 
-    With π = boltzmann_policy(q_select, τ, mask) (greedy at τ = 0, uniform over tied maximisers), the
-    value is E_π[q_targ] + τ·H(π) for `soft` and E_π[q_targ] for `boltzmann`; both equal the plain
-    operator when q_select = q_targ, and both are q_targ[argmax q_select] (van Hasselt et al. 2016)
-    at τ = 0 without ties (with ties: its mean over a random tie-break).
+    With π = boltzmann_policy(q_select, τ, mask, key), the value is E_π[q_targ] + τ·H(π) for `soft`
+    and E_π[q_targ] for `boltzmann`; both equal the plain operator when q_select = q_targ, and both
+    are q_targ[argmax q_select] (van Hasselt et al. 2016) at τ = 0, the argmax's ties broken at
+    random with `key` (as van Hasselt 2010's Double Q-learning does), averaged over without.
     """
     valid = valid_actions(q_targ, mask)
-    pi = boltzmann_policy(q_select, tau, mask)
+    pi = boltzmann_policy(q_select, tau, mask, key)
     expected = jnp.sum(pi * jnp.where(valid, q_targ, 0.0), axis=-1)
     if operator == "soft":
         return expected + jnp.asarray(tau) * soft_entropy(q_select, tau, mask)
