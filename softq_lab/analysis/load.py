@@ -48,8 +48,8 @@ SKIP_DIRS = frozenset({".hydra", "wandb", "__pycache__"})
 
 #: Config columns that identify a run; always carried into the tidy frame when present.
 KEY_COLUMNS = (
-    "env", "env.id", "network", "n_step", "gamma", "tau", "operator", "double", "seed", "lr",
-    "total_steps",
+    "env", "env.id", "network", "n_step", "gamma", "tau", "operator", "double", "entropy_bonus",
+    "seed", "lr", "total_steps",
 )
 #: Renamed flattened keys: `env.name` → `env`, `network.name` → `network`.
 RENAMES = {"env.name": "env", "network.name": "network"}
