@@ -64,7 +64,7 @@ def label(row: pd.Series) -> str:
     return "hard max" if row["tau"] == 0 else f"{row['operator']} τ={row['tau']:g}"
 
 
-def tidy(curves: pd.DataFrame) -> pd.DataFrame:
+def tidy(curves: pd.DataFrame, reference_runs: int = REFERENCE_RUNS) -> pd.DataFrame:
     """The `maxbias/left` rows of curves.csv, one per config and episode bin, with own optimum."""
     rows = curves[curves["metric"] == "maxbias/left"].copy()
     if rows.empty:
@@ -83,7 +83,8 @@ def tidy(curves: pd.DataFrame) -> pd.DataFrame:
     for name, double in REFERENCE.items():
         at = rows["label"] == name
         if at.any():
-            rows.loc[at, "reference"] = reference(rows.loc[at, "episode"].to_numpy(), double)
+            rows.loc[at, "reference"] = reference(rows.loc[at, "episode"].to_numpy(), double,
+                                                  reference_runs)
     return rows[COLUMNS].sort_values(["label", "episode"], kind="stable").reset_index(drop=True)
 
 
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", type=Path, help="a softq-analyze output directory")
     parser.add_argument("--png", type=Path, action="append", default=[],
                         help="also write the figure here")
+    parser.add_argument("--reference-runs", type=int, default=REFERENCE_RUNS,
+                        help=f"runs of the numpy reference (default {REFERENCE_RUNS})")
     args = parser.parse_args(argv)
     curves_csv = args.results / "curves.csv"
     if not curves_csv.is_file():
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        table = tidy(pd.read_csv(curves_csv))
+        table = tidy(pd.read_csv(curves_csv), args.reference_runs)
     except ValueError as exc:
         print(f"maxbias_figure: error: {exc}", file=sys.stderr)
         return 2

@@ -25,7 +25,7 @@ def run_script(name: str, tmp_path: Path, **env: str) -> subprocess.CompletedPro
 
 
 def test_maxbias_quick_writes_its_curves_and_reuses_finished_sweeps(tmp_path):
-    first = run_script("maxbias.sh", tmp_path, RUNS="3")
+    first = run_script("maxbias.sh", tmp_path, RUNS="3", REFERENCE_RUNS="500", N_RESAMPLES="200")
     assert first.returncode == 0, first.stderr[-3000:]
     table = pd.read_csv(tmp_path / "results" / "maxbias_left.csv")
     assert list(table.columns) == ["label", "tau", "operator", "double", "episode", "n", "mean",
@@ -40,7 +40,7 @@ def test_maxbias_quick_writes_its_curves_and_reuses_finished_sweeps(tmp_path):
     assert table.loc[table["label"] == "hard max", "reference"].notna().all()
     assert (tmp_path / "results" / "maxbias_left.png").stat().st_size > 10_000
 
-    again = run_script("maxbias.sh", tmp_path, RUNS="3")
+    again = run_script("maxbias.sh", tmp_path, RUNS="3", REFERENCE_RUNS="500", N_RESAMPLES="200")
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing") == 3
 
