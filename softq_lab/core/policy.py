@@ -30,8 +30,8 @@ def action_probs(
     q: jax.Array, tau: jax.Array, mask: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
     """(π_explore, π_exploit) [..., A], each normalised: uniform over the valid actions, and
-    softmax(q/τ) over them (uniform over the maximisers at τ = 0; `operators.boltzmann_policy`,
-    the same π the double target evaluates)."""
+    softmax(q/τ) over them (uniform over the maximisers at τ = 0: `operators.boltzmann_policy`,
+    whose random tie-break the double target draws too)."""
     valid = operators.valid_actions(q, mask)
     uniform = valid / jnp.sum(valid, axis=-1, keepdims=True)
     return uniform, operators.boltzmann_policy(q, tau, mask)
