@@ -39,6 +39,20 @@ def fixed_window():
     )
 
 
+def one_step_window(reward: float, next_state: int, next_mask=(True, True)) -> Window:
+    """One 1-step window: s0 -a0-> reward -> next_state (not terminal), next_mask valid there."""
+    return Window(
+        obs=one_hot([[0]]),
+        action=jnp.array([[0]]),
+        reward=jnp.array([[reward]]),
+        mask=jnp.array([[1.0]]),
+        terminal=jnp.array([False]),
+        next_obs=one_hot([next_state]),
+        next_mask=jnp.array([next_mask], bool),
+        action_mask=jnp.ones((1, 1, 2), bool),
+    )
+
+
 def test_td_target_equals_a_hand_computation():
     spec = LearnerSpec(obs_shape=(3,), n_actions=2, network=TABLE, n_step=2)
     learner = make_learner(spec)
@@ -70,16 +84,7 @@ def test_double_q_target_lets_the_online_network_choose():
     learner = make_learner(spec)
     online = table_params(np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0]]))  # chooses a0 at s2
     target = table_params(np.array([[0.0, 0.0], [0.0, 0.0], [2.0, 7.0]]))
-    window = Window(
-        obs=one_hot([[0]]),
-        action=jnp.array([[0]]),
-        reward=jnp.array([[1.0]]),
-        mask=jnp.array([[1.0]]),
-        terminal=jnp.array([False]),
-        next_obs=one_hot([2]),
-        next_mask=jnp.ones((1, 2), bool),
-        action_mask=jnp.ones((1, 1, 2), bool),
-    )
+    window = one_step_window(reward=1.0, next_state=2)
     _, q_hard = learner.targets(online, target, window, Hyper.make(0.0, 0.5, 1e-3))
     np.testing.assert_allclose(q_hard, [1 + 0.5 * 2.0])  # not 1 + 0.5·7 (the target's own max)
 
@@ -182,16 +187,7 @@ def test_bootstrap_ranges_over_the_next_states_valid_actions_only(double, operat
     )
     learner = make_learner(spec)
     params = table_params(np.array([[0.0, 0.0], [-0.1, 0.0], [0.0, 0.0]]))  # s1: a1 invalid, q = 0
-    window = Window(
-        obs=one_hot([[0]]),
-        action=jnp.array([[0]]),
-        reward=jnp.array([[0.0]]),
-        mask=jnp.array([[1.0]]),
-        terminal=jnp.array([False]),
-        next_obs=one_hot([1]),
-        next_mask=jnp.array([[True, False]]),
-        action_mask=jnp.ones((1, 1, 2), bool),
-    )
+    window = one_step_window(reward=0.0, next_state=1, next_mask=[True, False])
     q_targ, q_hard = learner.targets(params, params, window, Hyper.make(0.5, 1.0, 1e-3))
     np.testing.assert_allclose(q_hard, [-0.1], rtol=1e-6)  # not max(−0.1, 0) = 0
     np.testing.assert_allclose(q_targ, [-0.1], rtol=1e-6)  # one valid action: every op gives its q
