@@ -18,7 +18,7 @@ return G that the target policy actually collects from the evaluation episodes' 
 T_op = the soft return G^τ (G plus the policy's discounted entropy bonuses)
 (`overestimation/bias_hard`, `overestimation/bias_soft`).
 
-Writes, per config (env, n-step, entropy bonus, double, τ) over seeds, the mean and 95% t-interval
+Writes, per config (env, n-step, entropy bonus, double, operator, τ) over seeds, the mean and 95% t-interval
 half-width: `DIR/decomposition.csv` (tidy), `DIR/decomposition.png` (per panel, stacked bars of
 estimation bias and offset across τ with the total and its CI as a marker: whether a soft backup
 removed over-estimation or only moved it) and, with `--truth exact`, `DIR/tabular_errors.png` (mean
@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-KEYS = ["env", "n_step", "entropy_bonus", "double", "tau"]
+KEYS = ["env", "n_step", "entropy_bonus", "double", "operator", "tau"]
 N_ACTIONS = {"FrozenLake-v1": 4, "CliffWalking-v1": 4}
 
 
@@ -78,6 +78,8 @@ def table(runs: pd.DataFrame, truth: Truth) -> pd.DataFrame:
     if missing or runs.empty:
         raise ValueError(f"runs.csv has no finished runs logging {missing or sorted(needed)}")
     runs["offset"] = runs[truth.total] - runs[truth.estimation]
+    if "operator" in runs.columns:  # every operator is the hard max at τ = 0: one config
+        runs.loc[runs["tau"] == 0, "operator"] = "hard"
     keys = [k for k in KEYS if k in runs.columns]
     columns = {"total": truth.total, "estimation": truth.estimation, "offset": "offset",
                **truth.errors}
@@ -99,6 +101,8 @@ def _setting(row: pd.Series) -> str:
         parts.append("entropy bonus")
     if str(row.get("double", "none")) not in ("none", "nan"):
         parts.append(f"double={row['double']}")
+    if str(row.get("operator", "soft")) not in ("soft", "hard", "nan"):
+        parts.append(str(row["operator"]))
     return ", ".join(parts)
 
 

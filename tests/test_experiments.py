@@ -68,3 +68,20 @@ def test_cartpole_quick_writes_the_monte_carlo_decomposition(tmp_path):
     assert table["final_return"].notna().all() and table["total"].notna().all()
     assert table.loc[table["tau"] == 0, "offset"].abs().max() < 1e-6  # G^τ = G at τ = 0
     assert (tmp_path / "results" / "figures" / "q_vs_true.png").stat().st_size > 10_000
+
+
+def test_the_decomposition_keeps_operators_apart_and_pools_them_at_tau_zero():
+    sys.path.insert(0, str(ROOT / "experiments"))
+    from decomposition import TRUTHS, table
+
+    runs = pd.DataFrame({
+        "status": "finished", "env": "E", "n_step": 1, "entropy_bonus": False, "double": "none",
+        "gamma": 0.9, "operator": ["soft", "mellowmax", "soft", "mellowmax"],
+        "tau": [0.0, 0.0, 0.5, 0.5], "final_return": 1.0,
+        "overestimation/bias_hard": [1.0, 3.0, 2.0, 4.0],
+        "overestimation/bias_soft": [1.0, 3.0, 1.0, 1.0],
+    })  # fmt: skip
+    t = table(runs, TRUTHS["monte_carlo"])
+    assert list(zip(t["operator"], t["tau"], t["n"], strict=True)) == [
+        ("hard", 0.0, 2), ("mellowmax", 0.5, 1), ("soft", 0.5, 1)]
+    assert t["offset"].tolist() == [0.0, 3.0, 1.0]
