@@ -9,6 +9,7 @@ record (offline by default: no account, no network), with its files inside the r
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -75,12 +76,20 @@ class RunLogger:
         """Write status.json (finished / diverged / failed / killed) and finish the wandb run."""
         self._metrics.close()
         self._perf.close()
-        record: dict[str, Any] = {"status": status, "step": step}
-        if error is not None:
-            record["error"] = error
-        (self.run_dir / STATUS_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
+        write_status(self.run_dir, status, step, error)
         if self._wandb is not None:
             self._wandb.finish(exit_code=0 if status == "finished" else 1)
+
+
+def write_status(run_dir: Path, status: str, step: int, error: str | None = None) -> None:
+    """Write `status.json` atomically (a temporary file renamed over it): a reader sees the old
+    status or the new one, never half of one."""
+    record: dict[str, Any] = {"status": status, "step": step}
+    if error is not None:
+        record["error"] = error
+    tmp = run_dir / f".{STATUS_FILE}.tmp"
+    tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / STATUS_FILE)
 
 
 def _start_wandb(run_dir: Path, cfg: WandbConfig, config: Mapping[str, Any], many: bool) -> Any:
