@@ -17,6 +17,7 @@ import numpy as np
 
 from softq_lab.diagnostics import episodes, exact, exact_truth, monte_carlo
 from softq_lab.envs import make as make_env
+from softq_lab.envs import snapshot
 from softq_lab.run.config import RunConfig
 
 
@@ -79,6 +80,27 @@ class Evaluator:
             q_table = q_fn(np.eye(self.truth.n_states, dtype=np.float32))
         self._first = False
         return evaluation_record(self.cfg, greedy, target, q_fn, self.truth, q_table)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the evaluator carries from one evaluation to the next, as JSON (for checkpoints):
+        its key, whether it has seeded its envs, their random streams, the visit counts."""
+        return {
+            "key": np.asarray(jax.random.key_data(self._key)).tolist(),
+            "first": self._first,
+            "envs": [snapshot.capture(env) for env in [*self.greedy_envs, *self.target_envs]],
+            "visits": None if self.truth is None else self.truth.visits.tolist(),
+        }
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self._key = jax.random.wrap_key_data(np.asarray(saved["key"], np.uint32))
+        self._first = saved["first"]
+        for env, env_state in zip([*self.greedy_envs, *self.target_envs], saved["envs"], strict=True):
+            if env_state is None:  # an env that cannot be restored: seed them afresh next time
+                self._first = True
+            else:
+                snapshot.restore(env, env_state)
+        if self.truth is not None:
+            self.truth.visits = np.asarray(saved["visits"], np.int64)
 
     def close(self) -> None:
         for env in [*self.greedy_envs, *self.target_envs]:

@@ -29,6 +29,8 @@ from softq_lab.core import replay, schedules
 from softq_lab.core.learner import Hyper, LearnerSpec
 from softq_lab.diagnostics.evaluator import Evaluator
 from softq_lab.drivers.steps import TrainState, keep_if, learner_spec, make_steps
+from softq_lab.envs import snapshot as snapshot_env
+from softq_lab.run.checkpoint import BatchCheckpoints, NoCheckpoints
 from softq_lab.run.config import RunConfig
 
 Logger = Callable[[int, dict[str, Any]], None]  # (global step, record) -> None
@@ -88,22 +90,30 @@ def _chunk(pending: list[list[tuple]]) -> replay.Transition:
     )
 
 
-def _progress_bar(cfg: RunConfig, runs: int) -> Any:
+def _progress_bar(cfg: RunConfig, runs: int, done: int) -> Any:
     mode = cfg.logger.progress
     if mode == "off" or (mode == "auto" and not sys.stderr.isatty()):
         return None
     from tqdm import tqdm
 
     unit = "step" if runs == 1 else f"step×{runs}"
-    return tqdm(total=cfg.total_steps, unit=unit, dynamic_ncols=True, file=sys.stderr)
+    return tqdm(
+        total=cfg.total_steps, initial=done, unit=unit, dynamic_ncols=True, file=sys.stderr
+    )
 
 
 def train_batch(
-    cfgs: Sequence[RunConfig], envs: Sequence[gym.Env], logs: Sequence[Logger]
+    cfgs: Sequence[RunConfig],
+    envs: Sequence[gym.Env],
+    logs: Sequence[Logger],
+    ckpt: BatchCheckpoints | None = None,
 ) -> list[dict[str, Any]]:
     """Train run r of `cfgs` on `envs[r]`, logging to `logs[r]`; the runs must share their static
-    settings. Returns per run `{"status", "step", "eval", "error"}` (status `finished`, or
-    `diverged` when a learner metric went non-finite: its records stop, its batch-mates go on)."""
+    settings. Returns per run `{"status", "step", "eval", "error"}`: status `finished`; `diverged`
+    when a learner metric (loss, q, gradient norm, ...) went non-finite (the run stops at that learn
+    call; its batch-mates go on); `killed` / `preempted` when `ckpt` reported a stop signal (after a
+    checkpoint). `ckpt` saves and restores the batch (`run.checkpoint`); none by default."""
+    ckpt = ckpt or NoCheckpoints()
     cfg, n_runs = cfgs[0], len(cfgs)
     spec = learner_spec(cfg, envs[0].observation_space.shape, envs[0].action_space.n)
     fns = compiled(spec, cfg.batch_size, cfg.train_updates)
@@ -141,15 +151,69 @@ def train_batch(
     error: list[str | None] = [None] * n_runs
     last_eval: list[dict[str, float]] = [{} for _ in cfgs]
     pending: list[list[tuple]] = [[] for _ in cfgs]
-    interval: list[dict[str, jax.Array]] = []
+    interval: list[dict[str, np.ndarray]] = []  # each learn call's metrics since the last record
     episode, ep_return, ep_length = [0] * n_runs, [0.0] * n_runs, [0] * n_runs
     updates = 0
     recent_returns: deque[float] = deque(maxlen=20 * n_runs)  # the bar's `ret`: recent episodes
-    bar = _progress_bar(cfg, n_runs)
-    start = tick = time.perf_counter()
-    tick_step = 0
 
-    for step in range(1, cfg.total_steps + 1):  # `step` env steps done after this iteration
+    def snapshot(r: int) -> tuple[Any, dict[str, Any]]:
+        """Run r's checkpoint: its arrays, and the host-side rest as JSON."""
+        state = {"train": _take(ts, r), "key_act": key_act[r]}
+        meta = {
+            "env": snapshot_env.capture(envs[r]),
+            "obs": obs[r].tolist(),
+            "mask": masks[r].tolist(),
+            "pending": [[_json(x) for x in t] for t in pending[r]],
+            "interval": [{k: float(v[r]) for k, v in m.items()} for m in interval],
+            "episode": episode[r], "ep_return": ep_return[r], "ep_length": ep_length[r],
+            "updates": updates,
+            "status": status[r], "stop_step": stop_step[r], "error": error[r],
+            "last_eval": last_eval[r],
+            "evaluator": evaluators[r].snapshot(),
+        }  # fmt: skip
+        return state, meta
+
+    first_step = 1
+    resumed = ckpt.start()
+    if resumed is not None:
+        like = {"train": _take(ts, 0), "key_act": key_act[0]}
+        saved = [ckpt.restore(r, like) for r in range(n_runs)]
+        ts = _stack([s.state["train"] for s in saved])
+        key_act = jnp.stack([s.state["key_act"] for s in saved])
+        interval = [
+            {k: np.array([s.meta["interval"][i][k] for s in saved], np.float32) for k in m}
+            for i, m in enumerate(saved[0].meta["interval"])
+        ]
+        updates = saved[0].meta["updates"]
+        for r, (env, meta) in enumerate(zip(envs, (s.meta for s in saved), strict=True)):
+            obs[r] = np.asarray(meta["obs"], obs[r].dtype)
+            masks[r] = np.asarray(meta["mask"], bool)
+            pending[r] = [tuple(t) for t in meta["pending"]]
+            episode[r], ep_return[r], ep_length[r] = (
+                meta["episode"], meta["ep_return"], meta["ep_length"]
+            )
+            status[r], stop_step[r], error[r] = meta["status"], meta["stop_step"], meta["error"]
+            last_eval[r] = meta["last_eval"]
+            evaluators[r].restore(meta["evaluator"])
+            if meta["env"] is not None:
+                snapshot_env.restore(env, meta["env"])
+            else:  # an env whose state cannot be restored: the episode in progress is cut there
+                obs[r], info = env.reset(seed=cfgs[r].seed + resumed)
+                masks[r] = mask_of(info)
+                ep_return[r], ep_length[r] = 0.0, 0
+                if pending[r]:
+                    pending[r][-1] = (*pending[r][-1][:4], True, *pending[r][-1][5:])
+        first_step = resumed + 1
+
+    bar = _progress_bar(cfg, n_runs, first_step - 1)
+    start = tick = time.perf_counter()
+    tick_step = first_step - 1
+
+    def diverge(r: int, step: int, what: str) -> None:
+        status[r], stop_step[r] = "diverged", step
+        error[r] = f"non-finite learner/{what} at step {step}"
+
+    for step in range(first_step, cfg.total_steps + 1):  # `step` env steps done after this one
         epsilon = schedules.linear_epsilon(step - 1, eps_start, eps_end, eps_decay)
         actions, _, key_act = fns.act(
             ts.learner,
@@ -192,6 +256,12 @@ def train_batch(
                 lr = schedules.learning_rate(step, lr0, lr_linear, cfg.total_steps)
                 running = np.array([s == "running" for s in status])
                 ts, metrics = fns.learn(ts, _chunk(pending), hyper._replace(lr=lr), running)
+                metrics = jax.device_get(metrics)
+                for r in np.nonzero(running)[0]:
+                    bad = [k for k, v in metrics.items() if not np.isfinite(v[r])]
+                    if bad:  # stop now; its last finite metrics are logged below
+                        _log_learner(logs[r], step, interval, r, epsilon[r], updates)
+                        diverge(r, step, bad[0])
                 interval.append(metrics)
                 updates += cfg.train_updates
             else:
@@ -200,32 +270,18 @@ def train_batch(
 
         if step % cfg.logger.every == 0:
             now = time.perf_counter()
-            sps = (step - tick_step) / (now - tick)
-            means = {}
-            if interval:
-                means = jax.device_get(
-                    jax.tree.map(lambda *m: jnp.mean(jnp.stack(m), 0), *interval)
-                )
-                interval = []
+            perf = {
+                "perf/sps": (step - tick_step) / (now - tick),
+                "perf/elapsed_s": now - start,
+            }
             for r in range(n_runs):
-                if status[r] != "running":
-                    continue
-                record: dict[str, Any] = {
-                    "train/epsilon": float(epsilon[r]),
-                    "learner/updates": updates,
-                }
-                learner = {k: float(v[r]) for k, v in means.items()}
-                bad = [k for k, v in learner.items() if not np.isfinite(v)]
-                if bad:
-                    status[r], stop_step[r] = "diverged", step
-                    error[r] = f"non-finite learner/{bad[0]} by step {step}"
-                    continue
-                record.update({f"learner/{k}": v for k, v in learner.items()})
-                logs[r](step, {**record, "perf/sps": sps, "perf/elapsed_s": now - start})
+                if status[r] == "running":
+                    _log_learner(logs[r], step, interval, r, epsilon[r], updates, perf)
+            interval = []
             tick, tick_step = now, step
             if bar is not None:
                 mean_ret = np.mean(recent_returns) if recent_returns else float("nan")
-                bar.set_postfix(sps=f"{sps:.0f}", ret=f"{mean_ret:.1f}", refresh=False)
+                bar.set_postfix(sps=f"{perf['perf/sps']:.0f}", ret=f"{mean_ret:.1f}", refresh=False)
                 bar.update(cfg.logger.every)
 
         eval_due = step % cfg.eval.every == 0 or step == cfg.total_steps
@@ -238,6 +294,15 @@ def train_batch(
                 status[r], stop_step[r] = "finished", step
         if all(s != "running" for s in status):
             break
+        if ckpt.due(step) or ckpt.stop:
+            for r in range(n_runs):
+                ckpt.save(r, step, *snapshot(r))
+        if ckpt.stop:
+            for r in range(n_runs):
+                if status[r] == "running":
+                    status[r], stop_step[r] = ckpt.stop, step
+                    error[r] = f"stopped by a signal at step {step}"
+            break
 
     if bar is not None:
         bar.close()
@@ -247,3 +312,26 @@ def train_batch(
         {"status": status[r], "step": stop_step[r], "eval": last_eval[r], "error": error[r]}
         for r in range(n_runs)
     ]
+
+
+def _log_learner(
+    log: Logger,
+    step: int,
+    interval: list[dict[str, np.ndarray]],
+    r: int,
+    epsilon: float,
+    updates: int,
+    perf: dict[str, float] | None = None,
+) -> None:
+    """Run r's record of the learner metrics' means over `interval` (the learn calls since the last
+    record)."""
+    record: dict[str, Any] = {"train/epsilon": float(epsilon), "learner/updates": updates}
+    if interval:
+        record.update(
+            {f"learner/{k}": float(np.mean([m[k][r] for m in interval])) for k in interval[0]}
+        )
+    log(step, {**record, **(perf or {})})
+
+
+def _json(x: Any) -> Any:
+    return x.tolist() if hasattr(x, "tolist") else x

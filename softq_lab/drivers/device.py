@@ -12,9 +12,13 @@ env steps is
             vmap over runs:  `train.updates` updates on sampled n-step windows (`steps.update`)
 
 The step counter is outside the vmap, so the learner call is a real branch shared by all runs, not a
-select that computes both sides. Each chunk returns the episodes that ended (per step, per run) and
-the learner metrics' means; the host writes them to each run's own logger as they arrive, so a killed
-batch keeps what was logged. At evaluation steps one more jitted call runs, for every run, greedy and
+select that computes both sides. A run whose learner metrics go non-finite stops at that learn call
+(`diverged_at`). Each chunk returns the episodes that ended (per step, per run) and the learner
+metrics' means since the last record; the host writes them to each run's own logger as they arrive,
+so a killed batch keeps what was logged. Chunks end at every record, evaluation and checkpoint step;
+at a checkpoint (or a stop signal) each run's whole carry is saved to its own dir.
+
+At evaluation steps one more jitted call runs, for every run, greedy and
 target-policy episodes in a scan (and snapshots the q-table of a tabular env); the host turns them
 into the same records as the host driver's `Evaluator` (`diagnostics.evaluator.evaluation_record`).
 
@@ -41,6 +45,7 @@ from softq_lab.core.learner import Hyper, LearnerSpec
 from softq_lab.diagnostics.episodes import Episode
 from softq_lab.drivers.steps import Steps, TrainState, keep_if, learner_spec, make_steps
 from softq_lab.envs.functional import JaxEnv, auto_reset_step
+from softq_lab.run.checkpoint import BatchCheckpoints, NoCheckpoints
 from softq_lab.run.config import RunConfig
 
 Logger = Callable[[int, dict[str, Any]], None]  # (global step, record) -> None
@@ -115,6 +120,7 @@ class Program:
     train_updates: int
     total_steps: int
     eval_episodes: int
+    log_every: int
     n_states: int  # > 0 for a tabular env (one-hot observations): visits and q-table snapshots
 
     @classmethod
@@ -130,6 +136,7 @@ class Program:
             train_updates=cfg.train_updates,
             total_steps=cfg.total_steps,
             eval_episodes=cfg.eval.episodes,
+            log_every=cfg.logger.every,
             n_states=n_states,
         )
 
@@ -146,8 +153,9 @@ class RunState(NamedTuple):
     episode: jax.Array  # episodes completed
     ep_return: jax.Array
     ep_length: jax.Array
-    stopped_at: jax.Array  # the step that completed the run's last episode; 0 while it runs
-    metric_sum: dict[str, jax.Array]  # learner metrics summed over the learn calls of this chunk
+    stopped_at: jax.Array  # the step the run stopped at (last episode, or diverged); 0 while it runs
+    diverged_at: jax.Array  # the step of the learn call whose metrics were non-finite; 0 if none
+    metric_sum: dict[str, jax.Array]  # learner metrics summed over the learn calls since the record
     learn_calls: jax.Array
     updates: jax.Array
     visits: jax.Array  # [S, A] visit counts on a tabular env ([0, A] otherwise)
@@ -169,6 +177,7 @@ class ChunkOut(NamedTuple):
     learn_calls: jax.Array  # [runs]
     updates: jax.Array  # [runs]
     epsilon: jax.Array  # [runs], at the chunk's last step
+    epsilon_at_divergence: jax.Array  # [runs], at the step the run diverged (0 if it did not)
 
 
 class EpisodesOut(NamedTuple):
@@ -231,6 +240,7 @@ def compiled(program: Program) -> Compiled:
             ep_return=jnp.zeros((), jnp.float32),
             ep_length=jnp.zeros((), jnp.int32),
             stopped_at=jnp.zeros((), jnp.int32),
+            diverged_at=jnp.zeros((), jnp.int32),
             metric_sum=zero_metrics,
             learn_calls=jnp.zeros((), jnp.float32),
             updates=jnp.zeros((), jnp.int32),
@@ -239,7 +249,7 @@ def compiled(program: Program) -> Compiled:
 
     def env_step(run: RunState, p: RunParams, step: jax.Array) -> tuple[RunState, StepOut]:
         """Env step number `step` (1-based) of one run: act, step, store."""
-        running = run.episode < p.total_episodes
+        running = run.stopped_at == 0
         key, key_act, key_env = jax.random.split(run.key, 3)
         epsilon = schedules.linear_epsilon(step - 1, p.eps_start, p.eps_end, p.eps_decay_steps)
         action, _, _ = steps.act(
@@ -288,17 +298,24 @@ def compiled(program: Program) -> Compiled:
         metric_sum: dict[str, jax.Array]
         learn_calls: jax.Array
         updates: jax.Array
+        stopped_at: jax.Array
+        diverged_at: jax.Array
 
     def learned(run: RunState) -> Learned:
         return Learned(
-            run.train.learner, run.train.key, run.metric_sum, run.learn_calls, run.updates
-        )
+            run.train.learner, run.train.key, run.metric_sum, run.learn_calls, run.updates,
+            run.stopped_at, run.diverged_at,
+        )  # fmt: skip
 
     def learn(run: RunState, p: RunParams, step: jax.Array) -> Learned:
-        """`train.updates` updates of one run (frozen once the run has stopped)."""
+        """`train.updates` updates of one run (frozen once the run has stopped); non-finite
+        metrics stop it here, its sums keeping the last finite ones."""
         lr = schedules.learning_rate(step, p.hyper.lr, p.lr_linear, program.total_steps)
         train, metrics = steps.update(run.train, p.hyper._replace(lr=lr))
         running = run.stopped_at == 0
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(m)) for m in metrics.values()]))
+        diverges = running & ~finite
+        running = running & finite
         return Learned(
             learner=keep_if(running, train.learner, run.train.learner),
             key=train.key,
@@ -307,12 +324,15 @@ def compiled(program: Program) -> Compiled:
             ),
             learn_calls=run.learn_calls + running,
             updates=run.updates + running * program.train_updates,
+            stopped_at=jnp.where(diverges, step, run.stopped_at),
+            diverged_at=jnp.where(diverges, step, run.diverged_at),
         )
 
     def chunk(runs: RunState, params: RunParams, start: jax.Array, length: int):
+        fresh = start % program.log_every == 0  # the last chunk ended with a record: new sums
         runs = runs._replace(
-            metric_sum=jax.tree.map(jnp.zeros_like, runs.metric_sum),
-            learn_calls=jnp.zeros_like(runs.learn_calls),
+            metric_sum=jax.tree.map(lambda s: jnp.where(fresh, 0.0, s), runs.metric_sum),
+            learn_calls=jnp.where(fresh, 0.0, runs.learn_calls),
         )
 
         def body(runs: RunState, step: jax.Array):
@@ -329,6 +349,8 @@ def compiled(program: Program) -> Compiled:
                 metric_sum=out.metric_sum,
                 learn_calls=out.learn_calls,
                 updates=out.updates,
+                stopped_at=out.stopped_at,
+                diverged_at=out.diverged_at,
             )
             return runs, record
 
@@ -336,10 +358,15 @@ def compiled(program: Program) -> Compiled:
         runs, records = jax.lax.scan(body, runs, start + 1 + jnp.arange(length))
         calls = runs.learn_calls
         means = jax.tree.map(lambda s: s / jnp.maximum(calls, 1.0), runs.metric_sum)
-        epsilon = jax.vmap(schedules.linear_epsilon, (None, 0, 0, 0))(
-            stop - 1, params.eps_start, params.eps_end, params.eps_decay_steps
+        epsilon_at = jax.vmap(schedules.linear_epsilon, (0, 0, 0, 0))
+        epsilon = epsilon_at(
+            jnp.full_like(runs.diverged_at, stop - 1), params.eps_start, params.eps_end,
+            params.eps_decay_steps,
+        )  # fmt: skip
+        diverged = epsilon_at(
+            runs.diverged_at - 1, params.eps_start, params.eps_end, params.eps_decay_steps
         )
-        return runs, ChunkOut(records, means, calls, runs.updates, epsilon)
+        return runs, ChunkOut(records, means, calls, runs.updates, epsilon, diverged)
 
     def episodes(learner: Any, key: jax.Array, tau: jax.Array) -> EpisodesOut:
         """`eval.episodes` episodes of the Boltzmann(q/τ) policy (greedy at τ = 0), in lockstep."""
@@ -462,13 +489,16 @@ def train_batch(
     env: JaxEnv,
     logs: Sequence[Logger],
     truths: Sequence[Any] | None = None,
+    ckpt: BatchCheckpoints | None = None,
 ) -> list[dict[str, Any]]:
     """Train every run of `cfgs` (equal `program_key`s) on `env`, as one program.
 
     `logs[r]` receives run r's records, exactly as the host driver's; `truths[r]` is its exact truth
-    on a tabular env. Returns per run `{"status", "step", "eval", "error"}`: status `finished`, or
-    `diverged` when a learner metric went non-finite (the run's records stop there; its batch-mates
-    go on)."""
+    on a tabular env. Returns per run `{"status", "step", "eval", "error"}`: status `finished`;
+    `diverged` when a learner metric went non-finite (the run stops at that learn call; its
+    batch-mates go on); `killed` / `preempted` when `ckpt` reported a stop signal (after a
+    checkpoint). `ckpt` saves and restores the batch (`run.checkpoint`); none by default."""
+    ckpt = ckpt or NoCheckpoints()
     first = cfgs[0]
     if any(program_key(c) != program_key(first) for c in cfgs):
         raise ValueError("train_batch: runs differ in a static setting; group them by program_key")
@@ -478,19 +508,32 @@ def train_batch(
         _Run(c, log, None if truths is None else truths[r])
         for r, (c, log) in enumerate(zip(cfgs, logs, strict=True))
     ]
+    n_runs = len(runs_host)
     params = place(_pad([RunParams.of(c) for c in cfgs], jax.device_count()))
     runs = fns.init(params)
 
-    start, tick = 0, time.perf_counter()
-    begin = tick
-    bounds = chunk_bounds(first.total_steps, (first.logger.every, first.eval.every))
-    for stop in bounds:
+    start = ckpt.start() or 0
+    if start:
+        saved = [ckpt.restore(r, _take(runs, 0)) for r in range(n_runs)]
+        states = [s.state for s in saved]
+        runs = place(_pad(states, jax.device_count()))
+        for run, s in zip(runs_host, saved, strict=True):
+            run.status, run.step, run.error = s.meta["status"], s.meta["step"], s.meta["error"]
+            run.last_eval = s.meta["last_eval"]
+
+    tick = begin = time.perf_counter()
+    checkpoint_every = (first.checkpoint.every,) if first.checkpoint.every else ()
+    every = (first.logger.every, first.eval.every, *checkpoint_every)
+    for stop in [b for b in chunk_bounds(first.total_steps, every) if b > start]:
         runs, out = fns.chunk(runs, params, jnp.int32(start), stop - start)
         out = jax.device_get(out)
-        stopped_at = np.asarray(jax.device_get(runs.stopped_at))
+        stopped_at, diverged_at = (
+            np.asarray(x) for x in jax.device_get((runs.stopped_at, runs.diverged_at))
+        )
         now = time.perf_counter()
         sps = (stop - start) / (now - tick)
         _log_episodes(runs_host, out.steps, start)
+        _log_divergence(runs_host, out, diverged_at)
         if stop % first.logger.every == 0:
             _log_interval(runs_host, out, stop, sps, now - begin, stopped_at)
         finishing = [
@@ -515,28 +558,39 @@ def train_batch(
         start, tick = stop, time.perf_counter()
         if all(run.status != "running" for run in runs_host):
             break
+        if ckpt.due(stop) or ckpt.stop:
+            for r, run in enumerate(runs_host):
+                meta = {"status": run.status, "step": run.step, "error": run.error,
+                        "last_eval": run.last_eval}  # fmt: skip
+                ckpt.save(r, stop, _take(runs, r), meta)
+        if ckpt.stop:
+            for run in runs_host:
+                if run.status == "running":
+                    run.status, run.step = ckpt.stop, stop
+                    run.error = f"stopped by a signal at step {stop}"
+            break
     return [
         {"status": run.status, "step": run.step, "eval": run.last_eval, "error": run.error}
         for run in runs_host
     ]
 
 
-def _pad(params: list[RunParams], multiple: int) -> RunParams:
-    """The runs' params stacked, padded with copies of the last run to a multiple of `multiple`
-    (the padding runs compute alongside and are never logged)."""
-    padded = params + params[-1:] * (-len(params) % multiple)
-    return jax.tree.map(lambda *x: np.stack(x), *padded)
+def _pad(per_run: list[Any], multiple: int) -> Any:
+    """The runs' params (or states) stacked, padded with copies of the last run to a multiple of
+    `multiple` (the padding runs compute alongside and are never logged)."""
+    padded = per_run + per_run[-1:] * (-len(per_run) % multiple)
+    return jax.tree.map(lambda *x: jnp.stack(x), *padded)
 
 
-def place(params: RunParams) -> RunParams:
+def place(batch: Any) -> Any:
     """Put a batch on the devices, sharded along the run axis when there are several (the runs
     are independent, so the whole program then runs without cross-device traffic)."""
     devices = jax.devices()
     if len(devices) == 1:
-        return jax.device_put(params)
+        return jax.device_put(batch)
     mesh = jax.sharding.Mesh(np.array(devices), ("runs",))
     return jax.device_put(
-        params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
+        batch, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
     )
 
 
@@ -558,6 +612,23 @@ def _log_episodes(runs: list[_Run], steps: StepOut, start: int) -> None:
         run.log(start + int(t) + 1, record)
 
 
+def _log_divergence(runs: list[_Run], out: ChunkOut, diverged_at: np.ndarray) -> None:
+    """A run whose learner went non-finite in this chunk: its last finite means, then it stops."""
+    for r, run in enumerate(runs):
+        if run.status != "running" or diverged_at[r] == 0:
+            continue
+        step = int(diverged_at[r])
+        record: dict[str, Any] = {
+            "train/epsilon": float(out.epsilon_at_divergence[r]),
+            "learner/updates": int(out.updates[r]),
+        }
+        if out.learn_calls[r] > 0:
+            record.update({f"learner/{k}": float(v[r]) for k, v in out.learner.items()})
+        run.log(step, record)
+        run.status, run.step = "diverged", step
+        run.error = f"non-finite learner metrics at step {step}"
+
+
 def _log_interval(
     runs: list[_Run],
     out: ChunkOut,
@@ -566,8 +637,8 @@ def _log_interval(
     elapsed: float,
     stopped_at: np.ndarray,
 ) -> None:
-    """The learner metrics' means since the last record; a non-finite one marks the run diverged.
-    A run that completed its last episode before `step` logs none (as on the host driver)."""
+    """The learner metrics' means since the last record. A run that completed its last episode
+    before `step` logs none (as on the host driver)."""
     for r, run in enumerate(runs):
         if run.status != "running" or 0 < stopped_at[r] < step:
             continue
@@ -576,13 +647,7 @@ def _log_interval(
             "learner/updates": int(out.updates[r]),
         }
         if out.learn_calls[r] > 0:
-            means = {k: float(v[r]) for k, v in out.learner.items()}
-            bad = [k for k, v in means.items() if not np.isfinite(v)]
-            if bad:
-                run.status, run.step = "diverged", step
-                run.error = f"non-finite learner/{bad[0]} by step {step}"
-                continue
-            record.update({f"learner/{k}": v for k, v in means.items()})
+            record.update({f"learner/{k}": float(v[r]) for k, v in out.learner.items()})
         run.log(step, {**record, "perf/sps": sps, "perf/elapsed_s": elapsed})
 
 

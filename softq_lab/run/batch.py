@@ -8,12 +8,15 @@ batched host driver (one gymnasium env per job, stepped together), after a one-l
 (`driver=host` / `driver=device` choose). A single `softq-train` run is a batch of one.
 
 Each job keeps its own logger, so its files are exactly a plain run's: `metrics.jsonl`,
-`perf.jsonl`, `status.json` and its own offline wandb run, in its own Hydra output dir.
+`perf.jsonl`, `status.json` and its own offline wandb run, in its own Hydra output dir, and its own
+checkpoints (`run.checkpoint`). A stop signal (`run.signals`) makes the running batch save and stop;
+later batches do not start. With `resume=true`, finished and diverged jobs are skipped and the others
+continue from the newest checkpoint all members of their batch have.
 """
 
 from __future__ import annotations
 
-import copy
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -22,8 +25,13 @@ from softq_lab.diagnostics import exact_truth
 from softq_lab.drivers import batched_host, device
 from softq_lab.envs import make as make_gym
 from softq_lab.envs import native
-from softq_lab.run.loggers import RunLogger
+from softq_lab.run.checkpoint import BatchCheckpoints
+from softq_lab.run.loggers import STATUS_FILE, RunLogger
+from softq_lab.run.signals import StopSignals
 from softq_lab.run.train import PROG, Job
+
+# A resumed sweep skips these: nothing would change (a diverged run would diverge again).
+DONE = ("finished", "diverged")
 
 DEFAULT_MAX_BATCH = 256
 
@@ -48,32 +56,74 @@ def run_jobs(
     `driver=auto` runs on the device driver when `batched` (a sweep) and the env has a JAX version,
     else on the host driver; `driver=host` / `device` force one (`prepare` checked that device can)."""
     results: list[dict[str, Any]] = [{} for _ in jobs]
-    for members_idx in groups(jobs, max_batch):
-        members = [jobs[i] for i in members_idx]
-        cfg = members[0].cfg
-        env = None
-        if cfg.driver == "device" or (cfg.driver == "auto" and batched):
-            env, reason = native.lookup(cfg.env)
-            if env is None:
-                print(f"{PROG}: {cfg.env.id} has no JAX version ({reason}); "
-                      f"running its {len(members)} job(s) on the batched host driver",
-                      file=sys.stderr)  # fmt: skip
-        out = _run_host(members) if env is None else _run_device(members, env)
-        for i, result in zip(members_idx, out, strict=True):
-            results[i] = result
+    todo = []
+    for i, job in enumerate(jobs):
+        previous = _previous_status(job) if job.cfg.resume else None
+        if previous is not None and previous["status"] in DONE:
+            results[i] = {"eval": {}, "error": None, **previous, "skipped": True}
+        else:
+            todo.append(i)
+    with StopSignals() as stop:
+        for members_idx in groups([jobs[i] for i in todo], max_batch):
+            members_idx = [todo[k] for k in members_idx]
+            members = [jobs[i] for i in members_idx]
+            if stop.requested:  # a later batch: it never started, its files stay as they were
+                for i in members_idx:
+                    results[i] = {"status": stop.requested, "step": 0, "eval": {},
+                                  "error": "stopped by a signal before it started"}  # fmt: skip
+                continue
+            cfg = members[0].cfg
+            env = None
+            if cfg.driver == "device" or (cfg.driver == "auto" and batched):
+                env, reason = native.lookup(cfg.env)
+                if env is None:
+                    print(f"{PROG}: {cfg.env.id} has no JAX version ({reason}); "
+                          f"running its {len(members)} job(s) on the batched host driver",
+                          file=sys.stderr)  # fmt: skip
+            out = _run(members, env, stop)
+            for i, result in zip(members_idx, out, strict=True):
+                results[i] = result
+    stop.forward()  # a preemption under submitit: now that every file is closed, requeue
     return results
 
 
-def _run_device(jobs: Sequence[Job], env: native.JaxEnv) -> list[dict[str, Any]]:
-    loggers = [RunLogger(job.run_dir, job.wandb, job.resolved, many=True) for job in jobs]
-    truths = _exact_truths(jobs)
+def _previous_status(job: Job) -> dict[str, Any] | None:
+    """The `status` and `step` in the job dir's status.json, if it has a readable one."""
     try:
-        results = device.train_batch(
-            [job.cfg for job in jobs], env, [lg.log for lg in loggers], truths
-        )
+        record = json.loads((job.run_dir / STATUS_FILE).read_text(encoding="utf-8"))
+        return {"status": str(record["status"]), "step": int(record.get("step", 0))}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _run(jobs: Sequence[Job], env: native.JaxEnv | None, stop: StopSignals) -> list[dict[str, Any]]:
+    """One batch on the device driver (`env`: its JAX env) or, with env None, the host driver."""
+    cfg = jobs[0].cfg
+    loggers: list[RunLogger] = []
+    envs = []
+    ckpt = None
+    try:
+        for job in jobs:
+            loggers.append(RunLogger(job.run_dir, job.wandb, job.resolved, many=True,
+                                     resume=job.cfg.resume))  # fmt: skip
+        ckpt = BatchCheckpoints(
+            [job.run_dir for job in jobs], loggers, cfg.checkpoint.every, cfg.checkpoint.keep,
+            resume=cfg.resume, stop=stop,
+        )  # fmt: skip
+        cfgs, logs = [job.cfg for job in jobs], [lg.log for lg in loggers]
+        if env is None:
+            envs = [make_gym.make(c.env) for c in cfgs]
+            results = batched_host.train_batch(cfgs, envs, logs, ckpt)
+        else:
+            results = device.train_batch(cfgs, env, logs, _exact_truths(jobs), ckpt)
     except BaseException as err:
         _close_all(loggers, err)
         raise
+    finally:
+        for e in envs:
+            e.close()
+        if ckpt is not None:
+            ckpt.close()
     for logger, result in zip(loggers, results, strict=True):
         logger.close(result["status"], result["step"], error=result["error"])
     return results
@@ -94,29 +144,10 @@ def _exact_truths(jobs: Sequence[Job]) -> list[exact_truth.ExactTruth | None]:
                     env, gamma=c.gamma, tau=c.tau, operator=c.operator, n_step=c.n_step,
                     entropy_bonus=c.entropy_bonus,
                 )  # fmt: skip
-            truths.append(copy.copy(solved[key]))
+            truths.append(solved[key])
         return truths
     finally:
         env.close()
-
-
-def _run_host(jobs: Sequence[Job]) -> list[dict[str, Any]]:
-    """A batch on the batched host driver: one gymnasium env per job, stepped together."""
-    envs = [make_gym.make(job.cfg.env) for job in jobs]
-    loggers = [RunLogger(job.run_dir, job.wandb, job.resolved, many=True) for job in jobs]
-    try:
-        results = batched_host.train_batch(
-            [job.cfg for job in jobs], envs, [lg.log for lg in loggers]
-        )
-    except BaseException as err:
-        _close_all(loggers, err)
-        raise
-    finally:
-        for env in envs:
-            env.close()
-    for logger, result in zip(loggers, results, strict=True):
-        logger.close(result["status"], result["step"], error=result["error"])
-    return results
 
 
 def _close_all(loggers: Sequence[RunLogger], err: BaseException) -> None:

@@ -66,6 +66,12 @@ class LoggerConfig:
 
 
 @dataclass(frozen=True)
+class CheckpointConfig:
+    every: int = 0  # env steps between checkpoints; 0: only when a stop signal arrives
+    keep: int = 2
+
+
+@dataclass(frozen=True)
 class RunConfig:
     env: EnvConfig
     network: networks.NetworkSpec
@@ -96,6 +102,8 @@ class RunConfig:
     exploration: ExplorationConfig
     eval: EvalConfig
     logger: LoggerConfig
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    resume: bool = False  # continue the run dir's run from its last checkpoint
 
     def lr_at(self, step: int) -> float:
         """The learning rate after `step` env steps under `lr_schedule`."""
@@ -184,6 +192,19 @@ def from_dict(cfg: Mapping[str, Any]) -> RunConfig:
 SECTIONS = ("env", "network", "buffer", "train", "target", "optim", "exploration", "eval", "logger")
 
 
+def _checkpoint(ckpt: Mapping[str, Any], total_steps: int, log_every: int) -> CheckpointConfig:
+    """`checkpoint.every: null` is a few per run: about a quarter of the run, rounded up to a
+    multiple of `logger.every`."""
+    every = ckpt.get("every")
+    if every is None:
+        quarter = -(-total_steps // 4)
+        every = -(-quarter // log_every) * log_every
+    return CheckpointConfig(
+        every=_integer("checkpoint.every", every, lo=0),
+        keep=_integer("checkpoint.keep", ckpt.get("keep", 2)),
+    )
+
+
 def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
     for section in SECTIONS:
         if not isinstance(cfg[section], Mapping):
@@ -234,6 +255,11 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
 
     wandb = log["wandb"]
     explore_tau = explore.get("tau")
+    total_steps = _integer("total_steps", cfg["total_steps"])
+    log_every = _integer("logger.every", log["every"])
+    ckpt = cfg.get("checkpoint") or {}
+    if not isinstance(ckpt, Mapping):
+        raise ConfigError(f"checkpoint={ckpt!r}: must be a mapping of its keys")
     return RunConfig(
         env=EnvConfig(
             id=env["id"],
@@ -244,7 +270,7 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
         network=network,
         network_name=str(net.get("name", f"type{network.type}")),
         seed=_integer("seed", cfg["seed"], lo=0),
-        total_steps=_integer("total_steps", cfg["total_steps"]),
+        total_steps=total_steps,
         total_episodes=None
         if cfg.get("total_episodes") is None
         else _integer("total_episodes", cfg["total_episodes"]),
@@ -285,7 +311,7 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
             ),
         ),
         logger=LoggerConfig(
-            every=_integer("logger.every", log["every"]),
+            every=log_every,
             progress=_choice("logger.progress", log["progress"], ("auto", "on", "off")),
             wandb=WandbConfig(
                 mode=_choice("logger.wandb.mode", wandb["mode"], ("offline", "online", "disabled")),
@@ -295,4 +321,6 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
                 tags=tuple(str(t) for t in wandb.get("tags") or ()),
             ),
         ),
+        checkpoint=_checkpoint(ckpt, total_steps, log_every),
+        resume=_flag("resume", cfg.get("resume", False)),
     )

@@ -1,15 +1,19 @@
 """Where a run's numbers go: a local line-per-record file and wandb, under the same names.
 
 `metrics.jsonl` gets one JSON object per record, `{"step": ..., "<prefix>/<name>": ...}`, appended and
-flushed at once, so a killed run keeps everything logged before the kill. Timing (`perf/...`) goes to
-`perf.jsonl` instead, so that `metrics.jsonl` is identical for the same config and seed. wandb gets every
-record (offline by default: no account, no network), with its files inside the run's directory.
+flushed at once, so a killed run keeps everything logged before the kill; a record is written whole or
+not at all (a failed write, e.g. on a full disk, is cut back off before the error goes on). Timing
+(`perf/...`) goes to `perf.jsonl` instead, so that `metrics.jsonl` is identical for the same config
+and seed. wandb gets every record (offline by default: no account, no network), with its files inside
+the run's directory; its run id is kept in `wandb-id`, so a resumed run continues the same wandb run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ METRICS_FILE = "metrics.jsonl"
 PERF_FILE = "perf.jsonl"
 STATUS_FILE = "status.json"
 CONFIG_FILE = "config.yaml"
+WANDB_ID_FILE = "wandb-id"
 PERF_PREFIX = "perf/"
 
 
@@ -29,15 +34,31 @@ def _plain(value: Any) -> Any:
 
 
 class JsonlFile:
-    """An append-only file of JSON records, each flushed as it is written."""
+    """An append-only file of JSON records, each written whole (unbuffered) as it comes.
+
+    `size` is the length of the complete records; `rewind(size)` cuts the file back to it (a resumed
+    run continues from its checkpoint's position)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115  (closed in close())
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115  (closed in close())
+        self.size = self._file.seek(0, os.SEEK_END)
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self._file.write(json.dumps({k: _plain(v) for k, v in record.items()}) + "\n")
-        self._file.flush()
+        line = (json.dumps({k: _plain(v) for k, v in record.items()}) + "\n").encode()
+        try:
+            written = 0
+            while written < len(line):
+                written += self._file.write(line[written:])
+        except OSError:
+            self.rewind(self.size)  # no cut record left behind
+            raise
+        self.size += len(line)
+
+    def rewind(self, size: int) -> None:
+        self._file.truncate(size)
+        self._file.seek(size)
+        self.size = size
 
     def close(self) -> None:
         self._file.close()
@@ -52,13 +73,24 @@ class RunLogger:
         wandb_cfg: WandbConfig,
         config: Mapping[str, Any],
         many: bool = False,
+        resume: bool = False,
     ) -> None:
-        """`many`: this process keeps several runs open at once (a batch), each its own wandb run."""
+        """`many`: this process keeps several runs open at once (a batch), each its own wandb run.
+        `resume`: continue the run dir's wandb run (its files are cut back with `rewind`)."""
         self.run_dir = run_dir
         self.last_step = 0
-        self._wandb = _start_wandb(run_dir, wandb_cfg, config, many)
         self._metrics = JsonlFile(run_dir / METRICS_FILE)
         self._perf = JsonlFile(run_dir / PERF_FILE)
+        self._wandb = _start_wandb(run_dir, wandb_cfg, config, many, resume)
+
+    def offsets(self) -> dict[str, int]:
+        """Where the local files stand (saved with a checkpoint)."""
+        return {"metrics": self._metrics.size, "perf": self._perf.size}
+
+    def rewind(self, offsets: Mapping[str, int]) -> None:
+        """Cut the local files back to `offsets` (a checkpoint's), dropping what came after."""
+        self._metrics.rewind(offsets["metrics"])
+        self._perf.rewind(offsets["perf"])
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
         self.last_step = step
@@ -73,12 +105,15 @@ class RunLogger:
             self._wandb.log(metrics, step=step)
 
     def close(self, status: str, step: int, error: str | None = None) -> None:
-        """Write status.json (finished / diverged / failed / killed) and finish the wandb run."""
+        """Write status.json (finished / diverged / failed / killed / preempted) and finish the wandb
+        run; on a full disk, as much of that as can be written."""
         self._metrics.close()
         self._perf.close()
-        write_status(self.run_dir, status, step, error)
-        if self._wandb is not None:
-            self._wandb.finish(exit_code=0 if status == "finished" else 1)
+        try:
+            write_status(self.run_dir, status, step, error)
+        finally:
+            if self._wandb is not None:
+                self._wandb.finish(exit_code=0 if status == "finished" else 1)
 
 
 def write_status(run_dir: Path, status: str, step: int, error: str | None = None) -> None:
@@ -92,13 +127,23 @@ def write_status(run_dir: Path, status: str, step: int, error: str | None = None
     os.replace(tmp, run_dir / STATUS_FILE)
 
 
-def _start_wandb(run_dir: Path, cfg: WandbConfig, config: Mapping[str, Any], many: bool) -> Any:
-    """One wandb run per job; None when disabled."""
+def _start_wandb(
+    run_dir: Path, cfg: WandbConfig, config: Mapping[str, Any], many: bool, resume: bool
+) -> Any:
+    """One wandb run per job, the same one when the job resumes; None when disabled."""
     if cfg.mode == "disabled":
         return None
     import wandb  # imported here: a disabled run never pays for it
 
+    id_file = run_dir / WANDB_ID_FILE
+    if resume and id_file.exists():
+        run_id = id_file.read_text(encoding="utf-8").strip()
+    else:
+        run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+        id_file.write_text(run_id + "\n", encoding="utf-8")
     return wandb.init(
+        id=run_id,
+        resume="allow",
         project=cfg.project,
         entity=cfg.entity,
         group=cfg.group,

@@ -23,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from softq_lab.run import rundir
 from softq_lab.run.config import ConfigError, RunConfig, WandbConfig, from_dict
 from softq_lab.run.loggers import CONFIG_FILE
 
@@ -77,10 +78,13 @@ def prepare(cfg: DictConfig) -> Job:
                 "use driver=host or driver=auto"
             )
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
     resolved["double"] = run_cfg.double  # normalised: none | target | twin (true means target)
     group = _wandb_group(run_cfg)
     resolved["logger"]["wandb"]["group"] = group
+    dir_key = "hydra.sweep.dir" if hc.mode == RunMode.MULTIRUN else "hydra.run.dir"
+    rundir.check(run_dir, resolved, run_cfg.resume, dir_key)
     (run_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
     return Job(run_dir, run_cfg, resolved, dataclasses.replace(run_cfg.logger.wandb, group=group))
 
