@@ -14,6 +14,7 @@ orbax is imported on first use (it costs ~2 s of start-up).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -162,6 +163,9 @@ class BatchCheckpoints:
         if self.step is None:
             for logger in self.loggers:
                 logger.rewind({"metrics": 0, "perf": 0})
+        where = "the start (no checkpoint)" if self.step is None else f"step {self.step}"
+        which = str(self.runs[0].directory.parent) if len(self.runs) == 1 else f"{len(self.runs)} runs"
+        print(f"softq-train: resuming {which} from {where}", file=sys.stderr)
         return self.step
 
     def restore(self, r: int, like: Any) -> Saved:

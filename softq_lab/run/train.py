@@ -100,9 +100,27 @@ def run(cfg: DictConfig) -> dict[str, float]:
         sys.exit(2)
     enable_compilation_cache()
     result = batch.run_jobs([job], batched=False)[0]
-    if result["status"] != "finished":
+    if result.get("skipped"):
+        print(f"{PROG}: {job.run_dir} holds a run that {result['status']} at step "
+              f"{result['step']}; nothing to resume", file=sys.stderr)  # fmt: skip
+    elif result["status"] in ("killed", "preempted"):
+        print(f"{PROG}: interrupted ({result['status']}) at step {result['step']}; resume with: "
+              f"{resume_command(job.run_dir)}", file=sys.stderr)  # fmt: skip
+        sys.exit(1)
+    elif result["status"] != "finished":
         print(f"{PROG}: run {result['status']}: {result['error']}", file=sys.stderr)
     return result["eval"]
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command line that continues this run from its last checkpoint."""
+    import shlex
+
+    hc = HydraConfig.get()
+    task = [o for o in hc.overrides.task if not o.startswith("resume=")]
+    key = "hydra.sweep.dir" if hc.mode == RunMode.MULTIRUN else "hydra.run.dir"
+    where = hc.sweep.dir if hc.mode == RunMode.MULTIRUN else run_dir
+    return shlex.join([PROG, *task, "resume=true", f"{key}={where}"])
 
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
