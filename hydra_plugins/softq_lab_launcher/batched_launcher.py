@@ -11,7 +11,8 @@ sweep exits non-zero if any job did not finish, listing those jobs.
 `hydra.launcher.max_batch` caps the runs per program (memory: see the README). With
 `hydra.launcher.submitit=local` or `slurm`, each batch is handed to submitit as one job (a 1,000-run
 sweep becomes a few cluster jobs); its parameters are `hydra.launcher.timeout_min`, `partition`,
-`gpus_per_node`, `cpus_per_task`, `mem_gb`.
+`gpus_per_node`, `cpus_per_task`, `mem_gb`. A preempted batch saves a checkpoint per run, is requeued
+and resumes (`BatchTask.checkpoint`).
 """
 
 import sys
@@ -154,7 +155,7 @@ class BatchedLauncher(Launcher):
         executor.update_parameters(**params)
         batches = batch.groups(jobs, p.max_batch)
         submitted = [
-            executor.submit(_run_batch, [jobs[i] for i in members], p.max_batch)
+            executor.submit(BatchTask(), [jobs[i] for i in members], p.max_batch)
             for members in batches
         ]
         results: list[dict[str, Any]] = [{} for _ in jobs]
@@ -164,13 +165,27 @@ class BatchedLauncher(Launcher):
         return results
 
 
-def _run_batch(jobs: list[Any], max_batch: int) -> list[dict[str, Any]]:
-    """One submitit job: a batch of prepared jobs, in a fresh process."""
-    from softq_lab.run import batch
-    from softq_lab.run.train import enable_compilation_cache
+class BatchTask:
+    """One submitit job: a batch of prepared jobs, in a fresh process. Preempted, it saves (the
+    drivers' stop signals), and submitit's requeue calls `checkpoint`: the requeued task resumes."""
 
-    enable_compilation_cache()
-    return batch.run_jobs(jobs, max_batch)
+    def __call__(self, jobs: list[Any], max_batch: int) -> list[dict[str, Any]]:
+        import os
+
+        from softq_lab.run import batch
+        from softq_lab.run.train import enable_compilation_cache
+
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # batches may share a GPU
+        enable_compilation_cache()
+        return batch.run_jobs(jobs, max_batch)
+
+    def checkpoint(self, jobs: list[Any], max_batch: int) -> Any:
+        import dataclasses
+
+        import submitit
+
+        resumed = [job._replace(cfg=dataclasses.replace(job.cfg, resume=True)) for job in jobs]
+        return submitit.helpers.DelayedSubmission(BatchTask(), resumed, max_batch)
 
 
 def _label(overrides: Sequence[str]) -> str:
