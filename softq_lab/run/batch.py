@@ -16,6 +16,7 @@ continue from the newest checkpoint all members of their batch have.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -155,4 +156,5 @@ def _close_all(loggers: Sequence[RunLogger], err: BaseException) -> None:
     status = "killed" if isinstance(err, KeyboardInterrupt) else "failed"
     message = f"{type(err).__name__}: {err}".splitlines()[0]
     for logger in loggers:
-        logger.close(status, logger.last_step, error=message)
+        with contextlib.suppress(OSError):  # e.g. a full disk: `err` is what the user must hear of
+            logger.close(status, logger.last_step, error=message)

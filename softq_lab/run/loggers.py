@@ -123,8 +123,11 @@ def write_status(run_dir: Path, status: str, step: int, error: str | None = None
     if error is not None:
         record["error"] = error
     tmp = run_dir / f".{STATUS_FILE}.tmp"
-    tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / STATUS_FILE)
+    try:
+        tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        os.replace(tmp, run_dir / STATUS_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _start_wandb(
