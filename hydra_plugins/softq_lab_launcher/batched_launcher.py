@@ -6,7 +6,7 @@ For every job the launcher does what Hydra's basic launcher does up to the task 
 dir, `.hydra/`, the validated `config.yaml`: `train.prepare`); then it runs the prepared jobs in
 batches (`batch.run_jobs`), so each job still gets `metrics.jsonl`, `perf.jsonl`, `status.json` and
 its own offline wandb run. A job with a bad value is reported in one line and the others run; the
-sweep exits non-zero if any job did not finish, listing those jobs.
+sweep exits non-zero if any job did not finish, listing those jobs (`softq_lab.run.sweep_report`).
 
 `hydra.launcher.max_batch` caps the runs per program (memory: see the README). With
 `hydra.launcher.submitit=local` or `slurm`, each batch is handed to submitit as one job (a 1,000-run
@@ -38,6 +38,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from hydra_plugins.softq_lab_launcher.sweep_configs import ComposedOnce
+from softq_lab.run.loggers import write_status
 
 PROG = "softq-train"
 
@@ -104,30 +105,19 @@ class BatchedLauncher(Launcher):
             returns.append(ret)
             if ret.status == JobStatus.COMPLETED:
                 prepared.append((offset, ret._return_value))
-            else:
+            else:  # a bad value: this job fails, the others run
                 print(f"{PROG}: error: job #{idx} ({_label(overrides)}): {ret._return_value}",
                       file=sys.stderr)  # fmt: skip
+                job_dir = Path(str(ret.hydra_cfg.hydra.runtime.output_dir))
+                write_status(job_dir, "failed", 0, str(ret._return_value))
+                ret.status, ret.return_value = JobStatus.COMPLETED, None  # reported at the end
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
 
+        # Which jobs did not finish is read from their status.json at the end of the sweep
+        # (`softq_lab.run.sweep_report`), as for every launcher.
         results = self._run([job for _, job in prepared])
-        not_finished = [
-            (initial_job_idx + offset, job_overrides[offset])
-            for offset, ret in enumerate(returns)
-            if ret.status != JobStatus.COMPLETED
-        ]
         for (offset, _), result in zip(prepared, results, strict=True):
-            ret = returns[offset]
-            ret.return_value = result["eval"].get("eval/return_mean")
-            if result["status"] != "finished":
-                not_finished.append((initial_job_idx + offset, job_overrides[offset]))
-                print(f"{PROG}: job #{initial_job_idx + offset} {result['status']}: "
-                      f"{result['error']}", file=sys.stderr)  # fmt: skip
-        if not_finished:
-            print(f"{PROG}: {len(not_finished)} of {len(job_overrides)} jobs did not finish:",
-                  file=sys.stderr)  # fmt: skip
-            for idx, overrides in sorted(not_finished):
-                print(f"  #{idx}: {_label(overrides)}", file=sys.stderr)
-            sys.exit(1)
+            returns[offset].return_value = result["eval"].get("eval/return_mean")
         return returns
 
     def _run(self, jobs: list[Any]) -> list[dict[str, Any]]:

@@ -111,8 +111,9 @@ def train_batch(
     """Train run r of `cfgs` on `envs[r]`, logging to `logs[r]`; the runs must share their static
     settings. Returns per run `{"status", "step", "eval", "error"}`: status `finished`; `diverged`
     when a learner metric (loss, q, gradient norm, ...) went non-finite (the run stops at that learn
-    call; its batch-mates go on); `killed` / `preempted` when `ckpt` reported a stop signal (after a
-    checkpoint). `ckpt` saves and restores the batch (`run.checkpoint`); none by default."""
+    call; its batch-mates go on); `failed` when its env raised (likewise); `killed` / `preempted`
+    when `ckpt` reported a stop signal (after a checkpoint). `ckpt` saves and restores the batch
+    (`run.checkpoint`); none by default."""
     ckpt = ckpt or NoCheckpoints()
     cfg, n_runs = cfgs[0], len(cfgs)
     spec = learner_spec(cfg, envs[0].observation_space.shape, envs[0].action_space.n)
@@ -213,6 +214,11 @@ def train_batch(
         status[r], stop_step[r] = "diverged", step
         error[r] = f"non-finite learner/{what} at step {step}"
 
+    def fail(r: int, step: int, err: Exception) -> None:
+        """Run r's env raised: the run ends `failed` (its learner frozen), the others go on."""
+        status[r], stop_step[r] = "failed", step
+        error[r] = f"{type(err).__name__}: {err}".splitlines()[0]
+
     for step in range(first_step, cfg.total_steps + 1):  # `step` env steps done after this one
         epsilon = schedules.linear_epsilon(step - 1, eps_start, eps_end, eps_decay)
         actions, _, key_act = fns.act(
@@ -227,7 +233,15 @@ def train_batch(
         ending: list[int] = []
         for r, env in enumerate(envs):
             a = int(actions[r])
-            next_obs, reward, terminated, truncated, info = env.step(a)
+            if status[r] == "failed":  # its env is broken: a placeholder keeps the batch's shape
+                pending[r].append((obs[r], a, 0.0, False, True, obs[r], masks[r]))
+                continue
+            try:
+                next_obs, reward, terminated, truncated, info = env.step(a)
+            except Exception as err:  # this run fails; its batch-mates go on
+                fail(r, step, err)
+                pending[r].append((obs[r], a, 0.0, False, True, obs[r], masks[r]))
+                continue
             next_mask = mask_of(info)
             if status[r] == "running":
                 evaluators[r].observe(obs[r], a)
@@ -246,7 +260,11 @@ def train_batch(
                         ending.append(r)
                 recent_returns.append(ep_return[r])
                 episode[r], ep_return[r], ep_length[r] = episode[r] + 1, 0.0, 0
-                obs[r], info = env.reset()
+                try:
+                    obs[r], info = env.reset()
+                except Exception as err:
+                    fail(r, step, err)
+                    continue
                 masks[r] = mask_of(info)
             else:
                 obs[r], masks[r] = next_obs, next_mask
@@ -288,7 +306,11 @@ def train_batch(
         for r in range(n_runs):
             if status[r] != "running" or not (eval_due or r in ending):
                 continue
-            last_eval[r] = evaluators[r](_take(ts.learner, r))
+            try:
+                last_eval[r] = evaluators[r](_take(ts.learner, r))
+            except Exception as err:
+                fail(r, step, err)
+                continue
             logs[r](step, last_eval[r])
             if r in ending or step == cfg.total_steps:
                 status[r], stop_step[r] = "finished", step

@@ -12,6 +12,7 @@ the run is written: `prepare`) -> `batch.run_jobs`: env -> driver (host, or devi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -25,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from softq_lab.run import rundir
 from softq_lab.run.config import ConfigError, RunConfig, WandbConfig, from_dict
-from softq_lab.run.loggers import CONFIG_FILE
+from softq_lab.run.loggers import CONFIG_FILE, write_status
 
 PROG = "softq-train"
 # The repository's conf/ (softq-lab is used from a clone, installed in editable mode).
@@ -90,26 +91,54 @@ def prepare(cfg: DictConfig) -> Job:
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
-    """Validate, then train, logging into the Hydra job's output dir; returns the final eval."""
+    """Validate, then train, logging into the Hydra job's output dir; returns the final eval.
+
+    Whatever goes wrong ends in one line on stderr and the job's `status.json`. A single run then
+    exits non-zero (2 for a bad value, 1 otherwise); a job of a sweep returns, so the sweep goes on
+    (`sweep_report` lists the jobs that did not finish)."""
     from softq_lab.run import batch
 
+    sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         job = prepare(cfg)
     except ConfigError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        if not sweep:
+            sys.exit(2)  # nothing of the run written
+        write_status(run_dir, "failed", 0, str(err))
+        return {}
     enable_compilation_cache()
-    result = batch.run_jobs([job], batched=False)[0]
+    try:
+        result = batch.run_jobs([job], batched=False)[0]
+    except Exception as err:  # the run's status.json says `failed` (batch._close_all)
+        message = f"{type(err).__name__}: {err}".splitlines()[0]
+        print(f"{PROG}: run failed: {message}", file=sys.stderr)
+        _keep_traceback(run_dir)
+        if not sweep:
+            sys.exit(1)
+        return {}
     if result.get("skipped"):
         print(f"{PROG}: {job.run_dir} holds a run that {result['status']} at step "
               f"{result['step']}; nothing to resume", file=sys.stderr)  # fmt: skip
     elif result["status"] in ("killed", "preempted"):
         print(f"{PROG}: interrupted ({result['status']}) at step {result['step']}; resume with: "
               f"{resume_command(job.run_dir)}", file=sys.stderr)  # fmt: skip
-        sys.exit(1)
+        sys.exit(1)  # a stop signal stops a sweep too: its later jobs do not start
     elif result["status"] != "finished":
-        print(f"{PROG}: run {result['status']}: {result['error']}", file=sys.stderr)
+        print(f"{PROG}: run {result['status']} at step {result['step']}: {result['error']}",
+              file=sys.stderr)  # fmt: skip
+    if result["status"] != "finished" and not sweep:
+        sys.exit(1)
     return result["eval"]
+
+
+def _keep_traceback(run_dir: Path) -> None:
+    """The full traceback of a failed run, for its author, in `<run_dir>/error.txt` (if writable)."""
+    import traceback
+
+    with contextlib.suppress(OSError):
+        (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
 
 
 def resume_command(run_dir: Path) -> str:
@@ -130,7 +159,11 @@ def _main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console entry point (`softq-train`)."""
-    _main()
+    try:
+        _main()
+    except KeyboardInterrupt:  # before or after training (during it, the run saves and says so)
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
