@@ -235,7 +235,8 @@ def softq_train(args: list[str], cwd: Path) -> float:
 
 def sweep_times(steps: int, taus: list[str], seeds: int, alone_jobs: int) -> tuple[float, float]:
     """(batched sweep wall time, one-process-each wall time scaled to the whole sweep)."""
-    common = [*WORKLOAD_A, f"total_steps={steps}", "logger.progress=off"]
+    common = [*WORKLOAD_A, f"total_steps={steps}", f"buffer.learning_starts={min(1000, steps // 5)}",
+              "logger.progress=off"]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         batched = softq_train(["-m", *common, f"tau={','.join(taus)}", f"seed=range({seeds})",
                                "hydra/launcher=batched", f"hydra.sweep.dir={tmp}/batched"],

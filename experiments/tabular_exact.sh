@@ -20,7 +20,9 @@ OUT=${OUT:-results/tabular_exact-$SEEDS}
 FIGURES=${FIGURES:-}
 source experiments/sweep.sh
 
+# updates start after 1000 steps (the default), or after 2% of a shorter run
 common=(network=tabular lr=0.03 "seed=range(0,$SEEDS)" total_steps="$STEPS" eval.every="$((STEPS / 5))"
+        buffer.learning_starts="$((STEPS / 50 < 1000 ? STEPS / 50 : 1000))"
         tau=0,0.01,0.1,0.5 hydra/launcher=batched logger.wandb.mode=disabled logger.progress=off "$@")
 for env in frozenlake cliffwalking; do
     sweep "$SWEEP_DIR/$env-n1" env=$env n_step=1 "${common[@]}"

@@ -10,10 +10,10 @@ CASES = [
     (["env.id=NoSuchEnv-v0"], "env.id='NoSuchEnv-v0'"),
     (["env.id=Pendulum-v1"], "is not Discrete"),
     (["env.id=CartPole-v1", "+env.kwargs.no_such_arg=1"], "env.kwargs={'no_such_arg': 1}"),
-    (["tau=-0.5"], "tau=-0.5: must be a number >= 0"),
+    (["tau=-0.5"], "tau=-0.5: must be a finite number >= 0"),
     (["tau=abc"], "tau='abc'"),
     (["n_step=0"], "n_step=0: must be an integer >= 1"),
-    (["gamma=1.5"], "gamma=1.5: must be a number >= 0 and <= 1"),
+    (["gamma=1.5"], "gamma=1.5: must be a finite number >= 0 and <= 1"),
     (["gamma=-0.1"], "gamma=-0.1"),
     (["batch_size=0"], "batch_size=0: must be an integer >= 1"),
     (["buffer.capacity=-5"], "buffer.capacity=-5"),
@@ -29,13 +29,64 @@ CASES = [
     (["total_episodes=0"], "total_episodes=0: must be an integer >= 1"),
     (["driver=gpu"], "driver='gpu': must be one of auto, host, device"),
     (["driver=device", "env.id=Blackjack-v1"], "driver=device: env.id='Blackjack-v1' has no JAX"),
+    # non-finite numbers are rejected like negative ones
+    (["tau=inf"], "tau=inf: must be a finite number >= 0"),
+    (["tau=nan"], "tau=nan"),
+    (["lr=inf"], "lr=inf: must be a finite number > 0"),
+    (["gamma=-inf"], "gamma=-inf"),
+    (["exploration.tau=inf"], "exploration.tau=inf"),
+    (["optim.max_grad_norm=inf"], "optim.max_grad_norm=inf"),
+    # an env's own check of its kwargs
+    (["env=frozenlake", "env.kwargs.map_name=16x16"], "not accepted by FrozenLake-v1: KeyError: '16x16'"),
+    (["env=maxbias", "env.kwargs.n_b_actions=0"], "not accepted by MaxBias-v0: n_b_actions must be"),
+    # optimizer arguments: checked by one update of a tiny tree, not at the run's first update
+    (["+optim.kwargs.b1=abc"], "optim.kwargs={'b1': 'abc'}: not accepted by optax.adam"),
+    (["optim.name=sgd", "+optim.kwargs.momentum=inf"], "optax.sgd makes non-finite updates"),
+    (["optim.kwargs=[1,2]"], "optim.kwargs=[1, 2]: must be a mapping"),
+    # settings no one means
+    (["buffer.learning_starts=600"], "buffer.learning_starts=600: must be < total_steps (600)"),
+    (["n_step=40", "buffer.capacity=35"], "n_step=40: must be <= buffer.capacity (35)"),
+    (["network=tabular"], "network=tabular: env.id='CartPole-v1' has continuous observations"),
+    # things Hydra itself would answer with a traceback
+    (["env=3"], "env=3: must be one of acrobot, cartpole,"),
+    (["-m", "env=cartpole,3"], "env=3: must be one of"),
+    (["hydra.run.dir=/dev/null/run"], "hydra.run.dir=/dev/null/run: cannot be a directory"),
+    (["logger.wandb.mode=online"], "logger.wandb.mode='online': no wandb credentials"),
+    # one of each remaining kind of check
+    (["total_steps=1.5"], "total_steps=1.5: must be an integer >= 1"),
+    (["seed=-1"], "seed=-1: must be an integer >= 0"),
+    (["network.type=3"], "network.type=3: must be one of 1, 2"),
+    (["network.activation=swish2"], "network.activation='swish2'"),
+    (["network.init=ones"], "network.init='ones': must be one of default, zeros"),
+    (["network.use_bias=maybe"], "network.use_bias='maybe': must be true or false"),
+    (["double=maybe"], "double='maybe': must be one of none, target, twin"),
+    (["operator=mellowmax", "double=target"], "double=target supports soft and boltzmann"),
+    (["lr_schedule=cosine"], "lr_schedule='cosine': must be one of constant, linear"),
+    (["loss=l1"], "loss='l1': must be one of huber, mse"),
+    (["entropy_bonus=2"], "entropy_bonus=2: must be true or false"),
+    (["train.every=0"], "train.every=0: must be an integer >= 1"),
+    (["target.polyak=0"], "target.polyak=0: must be a finite number > 0 and <= 1"),
+    (["exploration.eps_start=2"], "exploration.eps_start=2: must be a finite number >= 0 and <= 1"),
+    (["eval.episodes=0"], "eval.episodes=0: must be an integer >= 1"),
+    (["eval.diagnostics_policy=best"], "eval.diagnostics_policy='best'"),
+    (["env.max_episode_steps=0"], "env.max_episode_steps=0: must be an integer >= 1"),
+    (["logger.every=0"], "logger.every=0: must be an integer >= 1"),
+    (["logger.progress=sometimes"], "logger.progress='sometimes'"),
+    (["checkpoint.every=-1"], "checkpoint.every=-1: must be an integer >= 0"),
+    (["checkpoint.keep=0"], "checkpoint.keep=0: must be an integer >= 1"),
+    (["resume=maybe"], "resume='maybe': must be true or false"),
 ]
 
 
-@pytest.mark.parametrize("overrides,message", CASES, ids=[c[0][-1] for c in CASES])
-def test_bad_value_exits_2_with_one_line_and_writes_no_run_files(tmp_path, overrides, message):
+@pytest.mark.parametrize("overrides,message", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_value_exits_2_with_one_line_and_writes_no_run_files(
+    tmp_path, monkeypatch, overrides, message
+):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no wandb credentials (~/.netrc) here
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
     out = tmp_path / "run"
-    result = softq_train(*FAST, *overrides, f"hydra.run.dir={out}", cwd=tmp_path)
+    where = [] if any(o.startswith("hydra.run.dir=") for o in overrides) else [f"hydra.run.dir={out}"]
+    result = softq_train(*FAST, *overrides, *where, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -43,6 +94,11 @@ def test_bad_value_exits_2_with_one_line_and_writes_no_run_files(tmp_path, overr
     assert "Traceback" not in result.stderr
     written = {p.name for p in out.iterdir()} if out.exists() else set()
     assert written <= {".hydra"}, written  # Hydra's own folder aside, nothing
+    assert not (tmp_path / "multirun").exists()  # a sweep with a bad value does not start
+
+
+def test_there_are_at_least_40_cases():
+    assert len(CASES) >= 40
 
 
 @pytest.mark.skipif(importlib.util.find_spec("Box2D") is not None, reason="Box2D is installed")

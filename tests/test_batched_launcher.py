@@ -77,9 +77,11 @@ def test_a_bad_value_fails_its_job_alone_and_the_sweep_exits_non_zero(tmp_path):
                          f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
     assert result.returncode != 0
     assert "tau=-1" in result.stderr and "Traceback" not in result.stderr
-    finished = [d for d in job_dirs(sweep) if (d / "status.json").is_file()]
-    assert len(finished) == 1
-    assert json.loads((finished[0] / "status.json").read_text())["status"] == "finished"
+    statuses = [json.loads((d / "status.json").read_text()) for d in job_dirs(sweep)]
+    assert sorted(s["status"] for s in statuses) == ["failed", "finished"]
+    (failed,) = [s for s in statuses if s["status"] == "failed"]
+    assert failed["error"].startswith("tau=-1: must be a finite number >= 0")
+    assert "softq-train: 1 of 2 jobs did not finish:" in result.stderr
 
 
 def test_an_env_with_no_jax_version_runs_on_the_batched_host_driver(tmp_path):

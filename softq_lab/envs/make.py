@@ -39,19 +39,30 @@ def check_id(env_id: str) -> None:
         ) from None
 
 
+def is_discrete(space: gym.Space) -> bool:
+    """Whether `space` has finitely many points (Discrete, MultiDiscrete, or tuples of them)."""
+    if isinstance(space, gym.spaces.Tuple):
+        return all(is_discrete(s) for s in space.spaces)
+    return isinstance(space, gym.spaces.Discrete | gym.spaces.MultiDiscrete)
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}: {text}" if isinstance(err, KeyError) or not text else text
+
+
 def make(cfg: EnvConfig) -> gym.Env:
     """A new env for `cfg`; ConfigError for unknown ids, bad kwargs or non-discrete actions."""
     check_id(cfg.id)
     extra = {} if cfg.max_episode_steps is None else {"max_episode_steps": cfg.max_episode_steps}
     try:
         env = gym.make(cfg.id, **dict(cfg.kwargs), **extra)
-    except TypeError as err:
-        raise ConfigError(
-            f"env.kwargs={dict(cfg.kwargs)!r}: not accepted by {cfg.id}: {err}"
-        ) from None
     except gym.error.Error as err:  # e.g. DependencyNotInstalled (Box2D envs)
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"env.id={cfg.id!r}: cannot be made here: {message}") from None
+        raise ConfigError(f"env.id={cfg.id!r}: cannot be made here: {_one_line(err)}") from None
+    except (TypeError, ValueError, KeyError, IndexError) as err:  # the env's own check of a kwarg
+        raise ConfigError(
+            f"env.kwargs={dict(cfg.kwargs)!r}: not accepted by {cfg.id}: {_one_line(err)}"
+        ) from None
     if not isinstance(env.action_space, gym.spaces.Discrete):
         env.close()
         raise ConfigError(

@@ -1,7 +1,7 @@
 """The run's typed config: built from Hydra's DictConfig at the edge, validated before anything runs.
 
 Every user mistake becomes one `ConfigError` whose message names the key, the value and what is
-allowed, e.g. `tau=-1.0: must be a number >= 0`. Deeper code sees only these frozen dataclasses.
+allowed, e.g. `tau=-1.0: must be a finite number >= 0`. Deeper code sees only these frozen dataclasses.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import jax
 import optax
 
 from softq_lab.core import networks, operators
@@ -128,8 +129,8 @@ def _number(
         bounds.append(f"{'>' if lo_open else '>='} {lo:g}")
     if hi is not None:
         bounds.append(f"<= {hi:g}")
-    allowed = "a number" + (" " + " and ".join(bounds) if bounds else "")
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+    allowed = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigError(f"{key}={value!r}: must be {allowed}")
     if (lo is not None and (value <= lo if lo_open else value < lo)) or (
         hi is not None and value > hi
@@ -170,10 +171,18 @@ def _optimizer(name: Any, kwargs: dict[str, Any]) -> str:
         raise ConfigError(
             f"optim.name={name!r}: must be an optax optimizer alias, e.g. adam, adamw, sgd, rmsprop"
         )
-    try:
-        factory(learning_rate=1.0, **kwargs)
-    except TypeError as err:
-        raise ConfigError(f"optim.kwargs={kwargs!r}: not accepted by optax.{name}: {err}") from None
+    try:  # one update of a tiny tree: a wrong kind of value (`b1=abc`) fails here, not mid-run
+        import jax.numpy as jnp
+
+        optimizer = factory(learning_rate=1.0, **kwargs)
+        params = {"w": jnp.ones(2)}
+        updates, _ = optimizer.update(params, optimizer.init(params), params)
+        finite = all(bool(jnp.isfinite(u).all()) for u in jax.tree.leaves(updates))
+    except Exception as err:  # optax and JAX raise TypeError, ValueError, ... for a bad value
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"optim.kwargs={kwargs!r}: not accepted by optax.{name}: {message}") from None
+    if not finite:
+        raise ConfigError(f"optim.kwargs={kwargs!r}: optax.{name} makes non-finite updates with them")
     return name
 
 
@@ -247,6 +256,9 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
     capacity = _integer("buffer.capacity", buf["capacity"])
     if batch_size > capacity:
         raise ConfigError(f"batch_size={batch_size}: must be <= buffer.capacity ({capacity})")
+    n_step = _integer("n_step", cfg["n_step"])
+    if n_step > capacity:  # an n-step transition must fit in the buffer
+        raise ConfigError(f"n_step={n_step}: must be <= buffer.capacity ({capacity})")
 
     max_grad_norm = optim.get("max_grad_norm")
     if max_grad_norm is not None:
@@ -256,6 +268,12 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
     wandb = log["wandb"]
     explore_tau = explore.get("tau")
     total_steps = _integer("total_steps", cfg["total_steps"])
+    learning_starts = _integer("buffer.learning_starts", buf["learning_starts"], lo=0)
+    if learning_starts >= total_steps:
+        raise ConfigError(
+            f"buffer.learning_starts={learning_starts}: must be < total_steps ({total_steps}), "
+            "or the run makes no update"
+        )
     log_every = _integer("logger.every", log["every"])
     ckpt = cfg.get("checkpoint") or {}
     if not isinstance(ckpt, Mapping):
@@ -275,7 +293,7 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
         if cfg.get("total_episodes") is None
         else _integer("total_episodes", cfg["total_episodes"]),
         driver=_choice("driver", cfg.get("driver", "auto"), DRIVERS),
-        n_step=_integer("n_step", cfg["n_step"]),
+        n_step=n_step,
         gamma=_number("gamma", cfg["gamma"], 0, 1),
         tau=_number("tau", cfg["tau"], lo=0),
         operator=operator,
@@ -286,7 +304,7 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
         batch_size=batch_size,
         loss=_choice("loss", cfg["loss"], ("huber", "mse")),
         buffer_capacity=capacity,
-        learning_starts=_integer("buffer.learning_starts", buf["learning_starts"], lo=0),
+        learning_starts=learning_starts,
         train_every=_integer("train.every", train["every"]),
         train_updates=_integer("train.updates", train["updates"]),
         polyak=_number("target.polyak", target["polyak"], 0, 1, lo_open=True),

@@ -157,3 +157,20 @@ def _start_wandb(
         reinit="create_new" if many else "finish_previous",
         settings=wandb.Settings(quiet=True, console="off"),
     )
+
+
+def wandb_credentials_found() -> bool:
+    """Whether `logger.wandb.mode=online` could log in without asking: an API key in the
+    environment or an entry for the wandb host in the netrc file (what `wandb login` writes).
+    Read without wandb and without the network."""
+    import netrc
+    from urllib.parse import urlparse
+
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
+    path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
+    try:
+        return netrc.netrc(path).authenticators(host or "") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False

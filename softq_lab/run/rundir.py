@@ -1,15 +1,19 @@
-"""Whether a job may write into its run dir: a new run needs an empty one; `resume=true` needs the
-same config as the run already there.
+"""Whether a job may write into its run dir: it must be writable; a new run needs an empty one;
+`resume=true` needs the same config as the run already there.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 from softq_lab.run.checkpoint import CHECKPOINT_DIR
 from softq_lab.run.config import ConfigError
@@ -75,3 +79,34 @@ def check(run_dir: Path, resolved: Mapping[str, Any], resume: bool, dir_key: str
             f"resume=true: the run in {run_dir} has another config ({difference}); "
             "resume it with its own settings, or write elsewhere"
         )
+
+
+def check_writable(key: str, path: Path) -> None:
+    """ConfigError unless `path` is, or can be made as, a writable directory. Nothing is created:
+    the nearest existing ancestor must be a directory this process may write into."""
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={path}: cannot be a directory ({existing} is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK):  # also false on a read-only file system
+        raise ConfigError(f"{key}={path}: cannot write into {existing}; choose another {key}")
+
+
+class WritableOutputDir(Callback):
+    """`hydra.callbacks.writable_output_dir`: before Hydra makes the run's or the sweep's output dir,
+    check it can; one line and exit 2 instead of Hydra's traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check("hydra.run.dir", Path(str(config.hydra.run.dir)))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check("hydra.sweep.dir", Path(str(config.hydra.sweep.dir)))
+
+    @staticmethod
+    def _check(key: str, path: Path) -> None:
+        try:
+            check_writable(key, path)
+        except ConfigError as err:
+            print(f"softq-train: error: {err}", file=sys.stderr)
+            sys.exit(2)

@@ -24,9 +24,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from softq_lab.run import rundir
+from softq_lab.run import overrides, rundir
 from softq_lab.run.config import ConfigError, RunConfig, WandbConfig, from_dict
-from softq_lab.run.loggers import CONFIG_FILE, write_status
+from softq_lab.run.loggers import CONFIG_FILE, wandb_credentials_found, write_status
 
 PROG = "softq-train"
 # The repository's conf/ (softq-lab is used from a clone, installed in editable mode).
@@ -68,7 +68,20 @@ def prepare(cfg: DictConfig) -> Job:
 
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     run_cfg = from_dict(resolved)
-    make_env.make(run_cfg.env).close()  # an unknown id or bad kwargs is a ConfigError here
+    env = make_env.make(run_cfg.env)  # an unknown id or bad kwargs is a ConfigError here
+    observations = env.unwrapped.observation_space
+    env.close()
+    if run_cfg.network_name == "tabular" and not make_env.is_discrete(observations):
+        raise ConfigError(
+            f"network=tabular: env.id={run_cfg.env.id!r} has continuous observations "
+            f"({type(observations).__name__}{observations.shape}); a table needs discrete ones "
+            "(e.g. FrozenLake, Taxi, MaxBias), use network=type1 or network=type2"
+        )
+    if run_cfg.logger.wandb.mode == "online" and not wandb_credentials_found():
+        raise ConfigError(
+            "logger.wandb.mode='online': no wandb credentials here (WANDB_API_KEY or `wandb "
+            "login`); log in, or keep logger.wandb.mode=offline and `wandb sync` the runs later"
+        )
     if run_cfg.driver == "device":
         from softq_lab.envs import native
 
@@ -159,6 +172,11 @@ def _main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console entry point (`softq-train`)."""
+    try:
+        overrides.check_groups(sys.argv[1:], CONFIG_DIR)
+    except ConfigError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        sys.exit(2)
     try:
         _main()
     except KeyboardInterrupt:  # before or after training (during it, the run saves and says so)

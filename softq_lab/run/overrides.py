@@ -1,0 +1,49 @@
+"""Command-line overrides that Hydra would answer with a traceback, answered in one line instead.
+
+Hydra reads `env=3` as the integer 3 and fails deep in its defaults list (`Config group override must
+be a string`); a config group's option is a name. `check_groups` runs before Hydra composes anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Override
+
+from softq_lab.run.config import ConfigError
+
+
+def options(config_dir: Path, group: str) -> list[str]:
+    """The option names of a config group of ours (`env` -> acrobot, cartpole, ...)."""
+    return sorted(p.stem for p in (config_dir / group).glob("*.yaml"))
+
+
+def _choices(override: Override) -> list[object]:
+    value = override.value()
+    return list(value.list) if isinstance(value, ChoiceSweep) else [value]
+
+
+def check_groups(args: list[str], config_dir: Path) -> None:
+    """Raise ConfigError for a config group override whose value is not an option name (a number,
+    a boolean, a range), e.g. `env=3`; what is not a group override is left to Hydra."""
+    groups = {p.name for p in config_dir.iterdir() if p.is_dir() and p.name != "hydra"}
+    parser = OverridesParser.create()
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            (override,) = parser.parse_overrides([arg])
+        except Exception:  # not ours to judge: Hydra reports its own grammar errors
+            continue
+        key = override.key_or_group
+        if key not in groups and "/" not in key:
+            continue
+        for choice in _choices(override):
+            if choice is None or isinstance(choice, str | list):
+                continue
+            if key in groups:
+                allowed = f"one of {', '.join(options(config_dir, key))} (conf/{key}/)"
+            else:
+                allowed = "the name of one of its options"
+            raise ConfigError(f"{key}={choice!r}: must be {allowed}")
