@@ -140,11 +140,27 @@ def make_records(
     return records
 
 
+#: The one-line `error` in a fake run's status.json, for the statuses that carry one.
+STATUS_ERRORS = {
+    "failed": "FloatingPointError: loss is nan",
+    "diverged": "non-finite learner/loss at step {step}",
+}
+
+
+def write_status(run_dir: Path, status: str, step: int) -> None:
+    """`status.json` as the trainer writes it: status, last step, and an error where it has one."""
+    record: dict[str, Any] = {"status": status, "step": step}
+    if status in STATUS_ERRORS:
+        record["error"] = STATUS_ERRORS[status].format(step=step)
+    (Path(run_dir) / "status.json").write_text(json.dumps(record) + "\n")
+
+
 def write_run(
     run_dir: Path,
     *,
     status: str | None = "finished",
     truncate: bool = False,
+    stop_at: int | None = None,
     records: list[dict[str, Any]] | None = None,
     exact: bool = False,
     maxbias: bool = False,
@@ -152,8 +168,10 @@ def write_run(
     overestimation: bool = True,
     **config: Any,
 ) -> Path:
-    """Write a run directory; `status=None` leaves no status.json (killed), `truncate=True` also
-    cuts the last line of metrics.jsonl in half (killed mid-write)."""
+    """Write a run directory with status.json saying `status` (`None`: no status.json, a run killed
+    without notice); `stop_at` keeps only the records up to that step (a run that diverged or was
+    stopped there); `truncate=True` also cuts the last line of metrics.jsonl in half (killed
+    mid-write)."""
     run_dir = Path(run_dir)
     cfg = make_config(**config)
     if records is None:
@@ -164,6 +182,8 @@ def write_run(
             eval_records=eval_records,
             overestimation=overestimation,
         )
+    if stop_at is not None:
+        records = [r for r in records if r["step"] <= stop_at]
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={cfg['seed']}"]))
@@ -179,14 +199,8 @@ def write_run(
     (run_dir / "perf.jsonl").write_text(
         json.dumps({"step": last, "perf/sps": 1000.0, "perf/elapsed_s": last / 1000}) + "\n"
     )
-    if status == "finished":
-        (run_dir / "status.json").write_text(json.dumps({"status": "finished", "step": last}))
-    elif status == "failed":
-        (run_dir / "status.json").write_text(
-            json.dumps(
-                {"status": "failed", "error": "FloatingPointError: loss is nan", "step": last}
-            )
-        )
+    if status is not None:
+        write_status(run_dir, status, last)
     return run_dir
 
 

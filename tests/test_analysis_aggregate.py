@@ -236,6 +236,17 @@ def test_partial_runs_are_left_out_unless_asked_for(tmp_path: Path) -> None:
     assert len(aggregate.prepare(runs, include_partial=True).table) == 3
 
 
+def test_a_preempted_run_is_partial_like_a_killed_one(tmp_path: Path) -> None:
+    write_sweep(tmp_path / "s", tau_grid([0], [0, 1]))
+    write_run(tmp_path / "p", status="preempted", stop_at=600, tau=0.0, seed=2)
+    runs = load_runs([tmp_path])
+    with pytest.warns(AnalysisWarning, match=r"1 of 3 runs did not finish \(1 preempted\)"):
+        assert len(aggregate.prepare(runs).table) == 2
+    partial = aggregate.prepare(runs, include_partial=True)
+    assert partial.table.set_index("seed").loc[2, "status"] == "preempted"
+    assert aggregate.summarize(partial, n_resamples=99)["n_partial"].eq(1).all()
+
+
 def test_a_group_without_hard_max_runs_is_warned_about_and_left_out(tmp_path: Path) -> None:
     write_sweep(tmp_path / "a", tau_grid([0, 0.1], [0, 1]))
     write_sweep(tmp_path / "b", tau_grid([0.1], [0, 1], env="acrobot"))

@@ -112,6 +112,24 @@ def test_killed_run_without_status_but_complete_lines_is_killed_without_warning(
     assert not [w for w in recwarn if issubclass(w.category, AnalysisWarning)]
 
 
+@pytest.mark.parametrize("status", ["killed", "preempted", "diverged"])
+def test_a_run_that_stopped_early_with_a_known_status_is_partial_without_warnings(
+    tmp_path: Path, recwarn: pytest.WarningsRecorder, status: str
+) -> None:
+    runs = load_runs([write_run(tmp_path / "r", status=status, stop_at=500)])
+    row = runs.runs.iloc[0]
+    assert (row["status"], bool(row["partial"]), row["last_step"]) == (status, True, 500)
+    assert not [w for w in recwarn if issubclass(w.category, AnalysisWarning)]
+
+
+def test_an_unknown_status_is_kept_partial_and_reported(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "r")
+    (run_dir / "status.json").write_text(json.dumps({"status": "exploded", "step": 3}))
+    with pytest.warns(AnalysisWarning, match="unknown status 'exploded'"):
+        row = load_runs([run_dir]).runs.iloc[0]
+    assert (row["status"], bool(row["partial"])) == ("exploded", True)
+
+
 def test_failed_run_is_flagged_with_its_error(tmp_path: Path) -> None:
     runs = load_runs([write_run(tmp_path / "f", status="failed")])
     row = runs.runs.iloc[0]

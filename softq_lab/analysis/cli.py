@@ -68,7 +68,7 @@ def build_parser(prog: str = PROG, description: str | None = None) -> argparse.A
                    help="config keys (shell patterns) that do not distinguish configs, in addition"
                         f" to: {' '.join(aggregate.DEFAULT_IGNORE)}")
     p.add_argument("--include-partial", action="store_true",
-                   help="also use killed and failed runs in the statistics")
+                   help="also use killed, preempted and failed runs in the statistics")
     p.add_argument("--grid-points", type=int, default=101, metavar="N",
                    help="points of the common step grid for curves (default 101)")
     p.add_argument("--n-resamples", type=int, default=aggregate.N_RESAMPLES, metavar="N",

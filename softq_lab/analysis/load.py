@@ -3,12 +3,13 @@
 The result is a `RunSet` of two pandas frames:
 
 - `RunSet.runs`: one row per run: `run_id`, `run_path`, `source` (`local` / `wandb`), `status`
-  (`finished`, `diverged`, `failed`, `killed`; wandb may also say `running`), `partial` (status is not
-  `finished`), `error` (a failed run's one-line error), `status_step` (step in status.json),
-  `last_step` (last logged step), `n_rows`, `skipped_lines` (corrupt / half-written lines of
-  metrics.jsonl that were skipped), `elapsed_s` (last `perf/elapsed_s`), every leaf of the run's
-  resolved config flattened into a column (see `flatten_config`), and the last logged value of
-  every metric (column named by the metric key, e.g. `eval/return_mean`).
+  (`STATUSES`: `finished`, `diverged`, `failed`, `killed`, `preempted`; wandb may also say
+  `running`), `partial` (status is not `finished`), `error` (the one-line error of status.json),
+  `status_step` (step in status.json), `last_step` (last logged step), `n_rows`, `skipped_lines`
+  (corrupt / half-written lines of metrics.jsonl that were skipped), `elapsed_s` (last
+  `perf/elapsed_s`), every leaf of the run's resolved config flattened into a column (see
+  `flatten_config`), and the last logged value of every metric (column named by the metric key,
+  e.g. `eval/return_mean`).
 - `RunSet.metrics`: the tidy frame, one row per run and logged step: `run_id`, `step`, the config
   columns that identify a run (`KEY_COLUMNS` present in any run, plus every config column whose
   value differs between the loaded runs; constant ones are in `runs`), then one column per metric
@@ -45,6 +46,8 @@ METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 PERF_FILE = "perf.jsonl"
 SKIP_DIRS = frozenset({".hydra", "wandb", "__pycache__"})
+#: What status.json can say (see docs/run-files.md); every status but `finished` is partial.
+STATUSES = ("finished", "diverged", "failed", "killed", "preempted")
 
 #: Config columns that identify a run; always carried into the tidy frame when present.
 KEY_COLUMNS = (
@@ -341,9 +344,10 @@ def default_cache_dir() -> Path:
 def read_status(run_dir: Path) -> tuple[str, str | None, float]:
     """(status, error, step) of a run.
 
-    `status.json` says `finished`, `diverged` or `failed` (with `error`), or `killed` when the trainer saw the
-    interrupt; no `status.json` means the run was killed (or is still running). An unreadable
-    `status.json` is reported and treated as killed.
+    `status.json` says `finished`, `diverged` (a learner metric went non-finite) or `failed` (with
+    `error`), `killed` (SIGINT / SIGTERM) or `preempted` (SIGUSR1 / SIGUSR2, a cluster preemption);
+    no `status.json` means the run was killed without notice (or is still running). An unreadable
+    `status.json` is reported and treated as killed; a status not in `STATUSES` is reported.
     """
     path = run_dir / STATUS_FILE
     if not path.is_file():
@@ -354,7 +358,7 @@ def read_status(run_dir: Path) -> tuple[str, str | None, float]:
     except (ValueError, KeyError, TypeError):
         warn(f"{path}: unreadable; the run is treated as killed")
         return "killed", None, math.nan
-    if name not in ("finished", "diverged", "failed", "killed"):
+    if name not in STATUSES:
         warn(f"{path}: unknown status {name!r}")
     error = status.get("error")
     step = status.get("step")
