@@ -1,7 +1,8 @@
 """Fake but well-formed run directories, in the format of docs/run-files.md, for analysis tests.
 
 `write_run` writes one job directory (`config.yaml`, `metrics.jsonl`, `perf.jsonl`,
-`status.json`, `.hydra/`, `wandb/`); `write_sweep` writes a Hydra multirun directory of such jobs.
+`status.json`, `.hydra/`, `wandb/`); `write_sweep` writes a Hydra multirun directory of such jobs;
+`write_rejected_job` the job directory a sweep job leaves when its config is rejected.
 Metric values are drawn from a generator seeded by (seed, τ, ...): every run differs, reproducibly.
 """
 
@@ -202,6 +203,18 @@ def write_run(
     if status is not None:
         write_status(run_dir, status, last)
     return run_dir
+
+
+def write_rejected_job(job_dir: Path, error: str = "tau: must be >= 0, got -1.0") -> Path:
+    """A sweep job whose config was rejected: `.hydra/` and a status.json saying `failed` at step 0
+    with `error`; no config.yaml, no metrics.jsonl."""
+    job_dir = Path(job_dir)
+    (job_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"tau": -1.0, "seed": 0}))
+    (job_dir / "status.json").write_text(
+        json.dumps({"status": "failed", "step": 0, "error": error}) + "\n"
+    )
+    return job_dir
 
 
 def write_sweep(root: Path, grid: Iterable[dict[str, Any]], **common: Any) -> list[Path]:

@@ -22,7 +22,14 @@ from softq_lab.analysis.load import (
     load_wandb,
 )
 
-from fake_runs import make_config, make_records, tau_grid, write_run, write_sweep
+from fake_runs import (
+    make_config,
+    make_records,
+    tau_grid,
+    write_rejected_job,
+    write_run,
+    write_sweep,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -244,15 +251,33 @@ def test_a_path_without_runs_is_a_one_line_error_naming_it(tmp_path: Path, make,
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
-def test_a_directory_with_only_status_json_is_not_a_run_and_is_reported(tmp_path: Path) -> None:
+def test_a_job_whose_config_was_rejected_is_reported_in_one_line_and_is_not_a_run(
+    tmp_path: Path,
+) -> None:
     write_run(tmp_path / "sweep" / "0")
-    (tmp_path / "sweep" / "1").mkdir()
-    (tmp_path / "sweep" / "1" / "status.json").write_text(
-        json.dumps({"status": "failed", "error": "ValueError: bad tau"})
-    )
-    with pytest.warns(AnalysisWarning, match="bad tau"):
+    write_rejected_job(tmp_path / "sweep" / "1", error="ValueError: bad tau\n  more detail")
+    with pytest.warns(AnalysisWarning) as caught:
         runs = load_runs([tmp_path / "sweep"])
-    assert len(runs.runs) == 1
+    messages = [str(w.message) for w in caught if issubclass(w.category, AnalysisWarning)]
+    assert messages == [
+        f"{tmp_path / 'sweep' / '1'}: not a run (status failed, no config.yaml or metrics.jsonl): "
+        "ValueError: bad tau more detail"
+    ]
+    assert runs.runs["run_path"].tolist() == [str((tmp_path / "sweep" / "0").resolve())]
+
+
+def test_a_sweep_of_rejected_jobs_only_is_a_one_line_error_after_one_warning_per_job(
+    tmp_path: Path,
+) -> None:
+    for i in range(3):
+        write_rejected_job(tmp_path / "sweep" / str(i))
+    with (
+        pytest.warns(AnalysisWarning, match="not a run") as caught,
+        pytest.raises(AnalysisError, match=r"no runs found, only 3 job dir\(s\)") as info,
+    ):
+        load_runs([tmp_path / "sweep"])
+    assert "(3 failed; see the warnings)" in str(info.value) and "\n" not in str(info.value)
+    assert len([w for w in caught if issubclass(w.category, AnalysisWarning)]) == 3
 
 
 def test_config_flattening_renames_names_and_keeps_dotted_leaves() -> None:

@@ -33,6 +33,7 @@ import math
 import os
 import re
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -391,8 +392,24 @@ def is_run_dir(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file() or (path / METRICS_FILE).is_file()
 
 
+def is_job_stub(path: Path) -> bool:
+    """A job directory that is not a run: `status.json` without `config.yaml` or `metrics.jsonl`
+    (a sweep job whose config was rejected leaves only that and `.hydra/`)."""
+    return (path / STATUS_FILE).is_file() and not is_run_dir(path)
+
+
+def report_job_stub(path: Path) -> str:
+    """Warn, in one line naming `path`, its status and error, that the job directory is not a run;
+    returns its status."""
+    status, error, _ = read_status(path)
+    why = f": {' '.join(error.split())}" if error else ""
+    warn(f"{path}: not a run (status {status}, no {CONFIG_FILE} or {METRICS_FILE}){why}")
+    return status
+
+
 def find_runs(path: str | Path) -> list[Path]:
-    """Every run directory at or below `path` (naturally sorted: job 2 before job 10).
+    """Every run directory at or below `path` (naturally sorted: job 2 before job 10); each job
+    directory that is not a run (`is_job_stub`) is reported and skipped.
 
     Raises `AnalysisError` naming `path` if it does not exist, is empty, or holds no run.
     """
@@ -405,20 +422,24 @@ def find_runs(path: str | Path) -> list[Path]:
         raise AnalysisError(f"{root}: not a run directory (expected a directory with {CONFIG_FILE}"
                             f" or {METRICS_FILE})")
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    stub_statuses: list[str] = []
+    for dirpath, dirnames, _ in os.walk(root):
         here = Path(dirpath)
         if is_run_dir(here):
             found.append(here)
             dirnames[:] = []
             continue
-        if STATUS_FILE in filenames:
-            status, error, _ = read_status(here)
-            why = f": {error}" if error else ""
-            warn(f"{here}: status {status}{why}, but no {CONFIG_FILE} or {METRICS_FILE}; not a run")
+        if is_job_stub(here):
+            stub_statuses.append(report_job_stub(here))
         dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".")]
     if not found:
         if not any(root.iterdir()):
             raise AnalysisError(f"{root}: empty directory, no runs to analyse")
+        if stub_statuses:
+            counts = ", ".join(f"{n} {s}" for s, n in Counter(stub_statuses).items())
+            raise AnalysisError(
+                f"{root}: no runs found, only {len(stub_statuses)} job dir(s) with a {STATUS_FILE} "
+                f"but no {CONFIG_FILE} or {METRICS_FILE} ({counts}; see the warnings)")
         raise AnalysisError(f"{root}: no runs found (a run directory holds {CONFIG_FILE} or "
                             f"{METRICS_FILE})")
     return sorted(found, key=_natural_key)
