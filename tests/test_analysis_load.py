@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +189,61 @@ def test_non_numeric_values_become_nan_and_nan_tokens_parse(tmp_path: Path) -> N
     assert runs.metrics["learner/loss"].tolist()[1] == 2.5
     assert np.isnan(runs.metrics["learner/loss"].tolist()[0])
     assert runs.metrics["a/b"].isna().all()
+
+
+NONFINITE_RECORDS = [
+    {"step": 10, "eval/return_mean": 1.0, "overestimation/bias_hard": 0.5},
+    {"step": 20, "eval/return_mean": math.inf, "overestimation/bias_hard": math.nan},
+    {"step": 20, "learner/loss": -math.inf},
+    {"step": 30, "eval/return_mean": 3.0},
+]
+
+
+@pytest.mark.parametrize("corrupt_line", [False, True], ids=["pyarrow", "line by line"])
+def test_logged_nan_and_inf_are_kept_apart_from_the_finite_metrics(
+    tmp_path: Path, corrupt_line: bool
+) -> None:
+    run_dir = write_run(tmp_path / "r", records=NONFINITE_RECORDS)
+    if corrupt_line:  # forces the line-by-line parser
+        with (run_dir / "metrics.jsonl").open("a") as f:
+            f.write('{"step": 40, "eval/ret\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AnalysisWarning)
+        runs = load_runs([run_dir], cache=False)
+    bad = runs.nonfinite
+    assert bad.columns.tolist() == ["run_id", "step", "key", "value"]
+    got = sorted((s, k, str(v)) for s, k, v in bad[["step", "key", "value"]].itertuples(index=False))
+    assert got == [
+        (20, "eval/return_mean", "inf"),
+        (20, "learner/loss", "-inf"),
+        (20, "overestimation/bias_hard", "nan"),
+    ]
+    assert set(bad["run_id"]) == set(runs.runs["run_id"])
+    values = runs.metrics.drop(columns=["run_id", "step", *runs.config_columns], errors="ignore")
+    assert np.isfinite(values.to_numpy(float)[values.notna().to_numpy()]).all()
+    row = runs.runs.iloc[0]
+    assert row["n_nonfinite"] == 3 and row["eval/return_mean"] == 3.0
+
+
+def test_nonfinite_values_are_cached_with_the_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = write_run(tmp_path / "r", records=NONFINITE_RECORDS)
+    first = load_runs([run_dir])
+    monkeypatch.setattr(load, "parse_jsonl", lambda path: pytest.fail("parsed although cached"))
+    again = load_runs([run_dir])
+    pd.testing.assert_frame_equal(first.nonfinite, again.nonfinite)
+    assert len(again.nonfinite) == 3
+
+
+def test_wandb_nonfinite_values_are_kept_apart_and_combine_keeps_both(tmp_path: Path) -> None:
+    history = [{"_step": 1, "eval/return_mean": math.nan}, {"_step": 2, "eval/return_mean": 2.0}]
+    remote = frame_from_wandb_runs([FakeWandbRun("x", "finished", {"tau": 0.0}, history)], "e/p")
+    assert remote.nonfinite[["step", "key"]].values.tolist() == [[1, "eval/return_mean"]]
+    assert remote.runs.iloc[0]["n_nonfinite"] == 1
+    local = load_runs([write_run(tmp_path / "r", records=NONFINITE_RECORDS)], cache=False)
+    both = combine(local, remote)
+    assert len(both.nonfinite) == 4 and set(both.nonfinite["run_id"]) == set(both.runs["run_id"])
 
 
 def test_cache_is_read_instead_of_json_and_refreshed_when_the_file_changes(
