@@ -1,8 +1,9 @@
 """Fake but well-formed run directories, in the format of docs/run-files.md, for analysis tests.
 
 `write_run` writes one job directory (`config.yaml`, `metrics.jsonl`, `perf.jsonl`,
-`status.json`, `.hydra/`, `wandb/`); `write_sweep` writes a Hydra multirun directory of such jobs;
-`write_rejected_job` the job directory a sweep job leaves when its config is rejected.
+`status.json`, `.hydra/`, `wandb/`); `write_sweep` writes a Hydra multirun directory of such jobs,
+`diverging_grid` the grid of a sweep in which some jobs diverged; `write_rejected_job` the job
+directory a sweep job leaves when its config is rejected.
 Metric values are drawn from a generator seeded by (seed, τ, ...): every run differs, reproducibly.
 """
 
@@ -228,3 +229,19 @@ def write_sweep(root: Path, grid: Iterable[dict[str, Any]], **common: Any) -> li
 def tau_grid(taus: Iterable[float], seeds: Iterable[int], **fixed: Any) -> list[dict[str, Any]]:
     """Every (τ, seed) combination, with `fixed` settings."""
     return [{"tau": t, "seed": s, **fixed} for t in taus for s in seeds]
+
+
+def diverging_grid(
+    taus: Iterable[float],
+    seeds: Iterable[int],
+    diverged: Iterable[tuple[float, int]],
+    at: int = 500,
+    **fixed: Any,
+) -> list[dict[str, Any]]:
+    """`tau_grid(taus, seeds)` in which the (τ, seed) jobs of `diverged` diverged at step `at`:
+    status `diverged`, records up to `at` (a diverged run's metrics stop at its last finite ones)."""
+    diverged = set(diverged)
+    return [
+        {**job, "status": "diverged", "stop_at": at} if (job["tau"], job["seed"]) in diverged else job
+        for job in tau_grid(taus, seeds, **fixed)
+    ]

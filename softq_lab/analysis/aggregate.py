@@ -13,11 +13,13 @@ Per-run metrics (`METRICS`; computed from one run's logged records, sorted by st
 - `final_mae_qstar` / `final_mae_fixed_point`: the last logged `exact/mae_qstar` /
   `exact/mae_fixed_point` (envs with a known model only).
 
-Which runs count: finished runs only unless `include_partial`; a config is the tuple of `config
-keys` (see `config_keys`); at τ = 0 the operator is replaced by `hard` (every operator is the hard
-max there), and when two runs share a config and a seed only the first in load order (paths in
-natural order: job 2 before job 10) is kept. A run's non-finite metric values are left out. Seeds of
-a config are taken in increasing seed order (then run id).
+Which runs count: finished runs only, plus with `include_partial` the killed, preempted and failed
+ones. Diverged runs are never averaged, with or without `include_partial`: they are kept apart
+(`Design.diverged`), counted per config (`n_diverged`) and reported in one warning by config. A
+config is the tuple of `config keys` (see `config_keys`); at τ = 0 the operator is replaced by
+`hard` (every operator is the hard max there), and when two runs share a config and a seed only the
+first in load order (paths in natural order: job 2 before job 10) is kept. A run's non-finite
+metric values are left out. Seeds of a config are taken in increasing seed order (then run id).
 
 Statistics (per config and metric, over seeds): `mean`; `iqm` = `scipy.stats.trim_mean(x, 0.25)`;
 `ci_low`/`ci_high` = the 95% percentile bootstrap interval of the mean, `scipy.stats.bootstrap`
@@ -225,8 +227,9 @@ def config_keys(runs: pd.DataFrame, config_columns: Sequence[str],
 
 @dataclass
 class Design:
-    """The runs an analysis uses: `table` has one row per run (`run_id`, `keys`, `seed`,
-    `status`, `partial`, one column per metric); `keys` identify a config, `group_keys` a
+    """The runs an analysis uses: `table` has one row per run used in the statistics (`run_id`,
+    `keys`, `seed`, `status`, `partial`, one column per metric); `diverged` the same for the runs
+    that diverged (never averaged, counted per config); `keys` identify a config, `group_keys` a
     τ-comparison group."""
 
     table: pd.DataFrame
@@ -234,25 +237,70 @@ class Design:
     group_keys: list[str]
     metrics: list[Metric]
     run_values: pd.DataFrame  # `run_metrics` of every loaded run, included or not
+    diverged: pd.DataFrame
+
+
+DIVERGED = "diverged"
+
+
+def status_counts(runs: pd.DataFrame) -> str:
+    """`2 killed, 1 failed`: the runs' statuses, most frequent first."""
+    return ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
+
+
+def select_runs(runs: pd.DataFrame, include_partial: bool) -> pd.DataFrame:
+    """The runs an analysis looks at: finished and diverged ones (diverged ones to be counted, never
+    averaged), and the other partial ones (killed, preempted, failed) if `include_partial`, else
+    they are left out with a warning. Raises `AnalysisError` when no run is left to average."""
+    diverged = runs["status"] == DIVERGED
+    other_partial = runs["partial"] & ~diverged
+    averaged = ~runs["partial"] | (other_partial & include_partial)
+    if not averaged.any():
+        raise AnalysisError(_nothing_to_average(runs, include_partial))
+    if include_partial or not other_partial.any():
+        return runs
+    warn(f"{int(other_partial.sum())} of {len(runs)} runs did not finish "
+         f"({status_counts(runs[other_partial])}); they are left out (--include-partial to use them)")
+    return runs[~other_partial]
+
+
+def _nothing_to_average(runs: pd.DataFrame, include_partial: bool) -> str:
+    """The error when every run is partial, or every run diverged."""
+    n_diverged = int((runs["status"] == DIVERGED).sum())
+    what = status_counts(runs)
+    if include_partial or n_diverged == len(runs):
+        return (f"none of the {len(runs)} runs can be averaged ({what}): diverged runs are left "
+                "out of every mean")
+    others = "them" if not n_diverged else f"the {len(runs) - n_diverged} that did not diverge"
+    return f"none of the {len(runs)} runs finished ({what}); use --include-partial to analyse {others}"
+
+
+def naming_keys(runs: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """The config keys that tell the configs of `runs` apart (those whose value varies), else τ:
+    enough to name a config in a message."""
+    return [k for k in keys if _varies(runs[k])] or [k for k in ("tau",) if k in keys]
+
+
+def report_diverged(table: pd.DataFrame, shown: Sequence[str], n_runs: int) -> None:
+    """Warn, in one line, how many of the `n_runs` runs diverged and in which configs, each named by
+    the keys `shown`: `3 of 12 runs diverged: tau=0.1 (1); tau=1.0 (2); ...`."""
+    diverged = table[table["status"] == DIVERGED]
+    if diverged.empty:
+        return
+    configs = "; ".join(f"{describe(config)} ({len(rows)})"
+                        for config, rows in _groups(diverged, shown))
+    warn(f"{len(diverged)} of {n_runs} runs diverged: {configs}; they are left out of every mean "
+         "(n_diverged counts them)")
 
 
 def prepare(runset: RunSet, metrics: Sequence[Metric] | None = None, *,
             ignore: Iterable[str] = DEFAULT_IGNORE, include_partial: bool = False) -> Design:
-    """Select runs (finished ones unless `include_partial`), compute their metrics, canonicalise
-    configs (operator `hard` at τ = 0) and drop duplicate (config, seed) runs, with warnings."""
+    """Select runs (`select_runs`), compute their metrics, canonicalise configs (operator `hard` at
+    τ = 0) and drop duplicate (config, seed) runs, with warnings; diverged runs go to
+    `Design.diverged`, the others to `Design.table`."""
     metrics = list(metrics) if metrics is not None else resolve_metrics(runset)
     ignore = tuple(ignore)
-    runs = runset.runs
-    partial = runs[runs["partial"]]
-    if len(partial) and not include_partial:
-        counts = partial["status"].value_counts()
-        what = ", ".join(f"{n} {s}" for s, n in counts.items())
-        if len(partial) == len(runs):
-            raise AnalysisError(f"none of the {len(runs)} runs finished ({what}); "
-                                "use --include-partial to analyse them")
-        warn(f"{len(partial)} of {len(runs)} runs did not finish ({what}); they are left out "
-             "(--include-partial to use them)")
-        runs = runs[~runs["partial"]]
+    runs = select_runs(runset.runs, include_partial)
     keys = config_keys(runs, runset.config_columns, ignore)
     _report_axes(runs, keys)
     values = run_metrics(runset, metrics)
@@ -264,10 +312,12 @@ def prepare(runset: RunSet, metrics: Sequence[Metric] | None = None, *,
         table.loc[table["tau"] == 0, "operator"] = "hard"
     if "tau" in table.columns and BEHAVIOUR_TAU in table.columns:  # null: acts with the learner's τ
         table[BEHAVIOUR_TAU] = pd.to_numeric(table[BEHAVIOUR_TAU]).fillna(table["tau"])
-    table = _drop_duplicate_seeds(table, keys)
+    table = _sort(_drop_duplicate_seeds(table, keys), [*keys, "seed", "run_id"])
+    report_diverged(table, naming_keys(runs, keys), len(runset.runs))
+    diverged = table["status"] == DIVERGED
     group_keys = [k for k in keys if k not in TAU_KEYS]
-    return Design(_sort(table, [*keys, "seed", "run_id"]).reset_index(drop=True), keys,
-                  group_keys, metrics, values)
+    return Design(table[~diverged].reset_index(drop=True), keys, group_keys, metrics, values,
+                  diverged=table[diverged].reset_index(drop=True))
 
 
 def _report_axes(runs: pd.DataFrame, keys: Sequence[str]) -> None:
@@ -302,6 +352,15 @@ def _sort(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
         return frame.sort_values(by, kind="stable", na_position="first")
     except TypeError:
         return frame
+
+
+def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
+    """The rows of `frame` whose columns equal the values of `where` (NaN matching NaN)."""
+    mask = np.ones(len(frame), dtype=bool)
+    for key, value in where.items():
+        column = frame[key]
+        mask &= (column.isna().to_numpy() if pd.isna(value) else (column == value).to_numpy())
+    return frame[mask]
 
 
 def _groups(frame: pd.DataFrame, keys: Sequence[str]) -> Iterable[tuple[dict, pd.DataFrame]]:
@@ -364,24 +423,47 @@ def seed_values(rows: pd.DataFrame, metric: str) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+def sample_stats(x: np.ndarray, *, n_resamples: int = N_RESAMPLES,
+                 seed: int = SEED) -> dict[str, float]:
+    """`mean`, `iqm`, `ci_low`, `ci_high` of a config's values `x` (all NaN when `x` is empty; the
+    CI NaN with fewer than two values)."""
+    if not len(x):
+        return dict.fromkeys(("mean", "iqm", "ci_low", "ci_high"), math.nan)
+    low, high = bootstrap_ci((x,), n_resamples=n_resamples, seed=seed)
+    return {"mean": float(np.mean(x)), "iqm": float(scipy.stats.trim_mean(x, 0.25)),
+            "ci_low": low, "ci_high": high}
+
+
+def with_diverged(design: Design) -> pd.DataFrame:
+    """`design.table` and `design.diverged` in one frame, in config order, with a boolean column
+    `diverged`."""
+    frames = [design.table.assign(diverged=False)]
+    if len(design.diverged):
+        frames.append(design.diverged.assign(diverged=True))
+    return _sort(pd.concat(frames, ignore_index=True), [*design.keys, "seed", "run_id"])
+
+
 def summarize(design: Design, *, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> pd.DataFrame:
-    """Per config and metric: n, n_partial, mean, iqm, ci_low, ci_high (configs that logged the
-    metric only)."""
+    """Per config and metric: `n` (finite values used), `n_partial` (of those, from partial runs),
+    `n_diverged` (the config's runs that diverged: never averaged), and `sample_stats` of the
+    values. A config has a row for a metric when one of its runs, used or diverged, has a finite
+    value of it: a config whose runs all diverged shows with n = 0."""
     rows = []
-    for config, runs in _groups(design.table, design.keys):
+    for config, runs in _groups(with_diverged(design), design.keys):
+        used = runs[~runs["diverged"]]
         for metric in design.metrics:
-            x = seed_values(runs, metric.name)
-            if not len(x):
+            if not np.isfinite(runs[metric.name].to_numpy(dtype=float)).any():
                 continue
-            low, high = bootstrap_ci((x,), n_resamples=n_resamples, seed=seed)
+            x = seed_values(used, metric.name)
+            finite = np.isfinite(used[metric.name].to_numpy(dtype=float))
             rows.append({
                 **config, "metric": metric.name, "better": metric.better, "n": len(x),
-                "n_partial": int(runs.loc[runs[metric.name].notna(), "partial"].sum()),
-                "mean": float(np.mean(x)), "iqm": float(scipy.stats.trim_mean(x, 0.25)),
-                "ci_low": low, "ci_high": high,
+                "n_partial": int(used["partial"].to_numpy()[finite].sum()),
+                "n_diverged": int(runs["diverged"].sum()),
+                **sample_stats(x, n_resamples=n_resamples, seed=seed),
             })
-    columns = [*design.keys, "metric", "better", "n", "n_partial", "mean", "iqm", "ci_low",
-               "ci_high"]
+    columns = [*design.keys, "metric", "better", "n", "n_partial", "n_diverged", "mean", "iqm",
+               "ci_low", "ci_high"]
     return _order_rows(pd.DataFrame(rows, columns=columns), design.keys, design.metrics)
 
 
@@ -398,16 +480,22 @@ def _order_rows(frame: pd.DataFrame, keys: Sequence[str],
 def check_comparable(design: Design) -> None:
     """Warn when the versus-hard-max table will be empty or miss groups: no τ > 0 run, no τ = 0 run,
     no group holding both (the warning names the config keys whose values differ between the two
-    sets), or some groups without τ = 0. Raise only when the runs have no τ at all."""
-    table = design.table
+    sets), or some groups without τ = 0 (saying so when the missing runs diverged). Raise only when
+    the runs have no τ at all."""
+    table, diverged = design.table, design.diverged
     if "tau" not in table.columns:
         raise AnalysisError("no run has a 'tau' in its config: cannot compare with the hard max")
     hard, soft = table[table["tau"] == 0], table[table["tau"] > 0]
     if soft.empty:
-        warn("no run has τ > 0: the versus-hard-max table is empty")
+        if (diverged["tau"] > 0).any():
+            warn("every τ > 0 run diverged: the versus-hard-max table has no mean at τ > 0")
+        else:
+            warn("no run has τ > 0: the versus-hard-max table is empty")
         return
     if hard.empty:
-        warn("no run has τ = 0 (the hard max): the versus-hard-max table is empty")
+        none = ("every τ = 0 run (the hard max) diverged" if (diverged["tau"] == 0).any()
+                else "no run has τ = 0 (the hard max)")
+        warn(f"{none}: the versus-hard-max table is empty")
         return
     groups_with_hard = {_key(c) for c, _ in _groups(hard, design.group_keys)}
     missing = [c for c, _ in _groups(soft, design.group_keys) if _key(c) not in groups_with_hard]
@@ -418,8 +506,11 @@ def check_comparable(design: Design) -> None:
         warn("incompatible runs: no τ > 0 config matches a τ = 0 config in every other key "
              f"(they differ in {detail or 'nothing visible'}): the versus-hard-max table is empty")
         return
+    hard_diverged = diverged[diverged["tau"] == 0]
     for config in missing:
-        warn(f"no τ = 0 runs for {describe(config)}: its τ > 0 rows are left out of vs_hard_max")
+        none = (f"every τ = 0 run of {describe(config)} diverged" if len(select(hard_diverged, config))
+                else f"no τ = 0 runs for {describe(config)}")
+        warn(f"{none}: its τ > 0 rows are left out of vs_hard_max")
 
 
 def _key(config: dict) -> tuple:
@@ -445,16 +536,39 @@ def hard_reference(hard: pd.DataFrame, setting: dict) -> pd.DataFrame:
     return same if len(same) else hard[hard[BEHAVIOUR_TAU] == 0]
 
 
+def acting_alike(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `runs` whose behaviour τ is one of `reference`'s (all of them without one)."""
+    if BEHAVIOUR_TAU not in runs.columns:
+        return runs
+    return runs[runs[BEHAVIOUR_TAU].isin(reference[BEHAVIOUR_TAU])]
+
+
+def versus_stats(x: np.ndarray, y: np.ndarray, better: str, *, n_resamples: int = N_RESAMPLES,
+                 seed: int = SEED) -> dict[str, float]:
+    """`mean` (of x, the values at τ), `mean_hard` (of y, at τ = 0), `diff`, `ci_low`, `ci_high`
+    (of the difference) and `p_improvement` (see the module docstring); NaN where x is empty."""
+    stats = {"mean": math.nan, "mean_hard": float(np.mean(y)), "diff": math.nan,
+             "ci_low": math.nan, "ci_high": math.nan, "p_improvement": math.nan}
+    if len(x):
+        low, high = bootstrap_ci((x, y), _diff_stat, n_resamples=n_resamples, seed=seed)
+        stats.update(mean=float(np.mean(x)), diff=float(np.mean(x) - np.mean(y)), ci_low=low,
+                     ci_high=high, p_improvement=probability_of_improvement(x, y, better))
+    return stats
+
+
 def vs_hard_max(design: Design, *, n_resamples: int = N_RESAMPLES,
                 seed: int = SEED) -> pd.DataFrame:
-    """Per group, operator, τ > 0 and metric: n, n_hard, mean, mean_hard, diff, ci_low, ci_high,
-    p_improvement against the group's τ = 0 runs (see the module docstring)."""
+    """Per group, operator, τ > 0 and metric: n, n_hard, n_diverged, n_diverged_hard (runs at τ and
+    of the τ = 0 reference that diverged: never averaged) and `versus_stats` against the group's
+    τ = 0 runs (see the module docstring). A setting whose runs all diverged has rows with n = 0,
+    like in `summarize`."""
     check_comparable(design)
-    table = design.table
-    tau_keys = [k for k in TAU_KEYS if k in table.columns]
+    frame = with_diverged(design)
+    tau_keys = [k for k in TAU_KEYS if k in frame.columns]
     rows = []
-    for group, runs in _groups(table, design.group_keys):
-        hard = runs[runs["tau"] == 0]
+    for group, runs in _groups(frame, design.group_keys):
+        at_zero = runs[runs["tau"] == 0]
+        hard = at_zero[~at_zero["diverged"]]
         if hard.empty:
             continue
         for setting, sub in _groups(runs[runs["tau"] > 0], tau_keys):
@@ -463,20 +577,20 @@ def vs_hard_max(design: Design, *, n_resamples: int = N_RESAMPLES,
                 warn(f"no τ = 0 run of {describe({**group, **setting})} acts with behaviour τ "
                      f"{setting[BEHAVIOUR_TAU]} or 0: left out of vs_hard_max")
                 continue
+            used = sub[~sub["diverged"]]
+            n_diverged = {"n_diverged": int(sub["diverged"].sum()), "n_diverged_hard": len(
+                acting_alike(at_zero[at_zero["diverged"]], reference))}
             for metric in design.metrics:
-                x, y = seed_values(sub, metric.name), seed_values(reference, metric.name)
-                if not len(x) or not len(y):
+                x, y = seed_values(used, metric.name), seed_values(reference, metric.name)
+                if not len(y) or not np.isfinite(sub[metric.name].to_numpy(dtype=float)).any():
                     continue
-                low, high = bootstrap_ci((x, y), _diff_stat, n_resamples=n_resamples, seed=seed)
                 rows.append({
                     **group, **setting, "metric": metric.name, "better": metric.better,
-                    "n": len(x), "n_hard": len(y), "mean": float(np.mean(x)),
-                    "mean_hard": float(np.mean(y)), "diff": float(np.mean(x) - np.mean(y)),
-                    "ci_low": low, "ci_high": high,
-                    "p_improvement": probability_of_improvement(x, y, metric.better),
+                    "n": len(x), "n_hard": len(y), **n_diverged,
+                    **versus_stats(x, y, metric.better, n_resamples=n_resamples, seed=seed),
                 })
-    columns = [*design.group_keys, *tau_keys, "metric", "better", "n", "n_hard", "mean",
-               "mean_hard", "diff", "ci_low", "ci_high", "p_improvement"]
+    columns = [*design.group_keys, *tau_keys, "metric", "better", "n", "n_hard", "n_diverged",
+               "n_diverged_hard", "mean", "mean_hard", "diff", "ci_low", "ci_high", "p_improvement"]
     return _order_rows(pd.DataFrame(rows, columns=columns), [*design.group_keys, *tau_keys],
                        design.metrics)
 
@@ -570,7 +684,8 @@ def vs_hard_max_markdown(table: pd.DataFrame, design: Design, *,
         f"{CONFIDENCE:.0%} percentile bootstrap CI ({n_resamples} resamples, the two sets of "
         "seeds resampled independently). P(better) = fraction of (seed at τ, seed at τ = 0) pairs "
         "in which τ is better, ties counting ½: higher is better for returns, lower for errors, "
-        "lower |bias| for biases. n = seeds at τ / seeds at τ = 0.",
+        "lower |bias| for biases. n = seeds at τ / seeds at τ = 0; diverged = runs at τ / at "
+        "τ = 0 that diverged (never averaged).",
     ]
     if table.empty:
         lines += ["", "No τ > 0 config has τ = 0 runs to compare with."]
@@ -578,12 +693,13 @@ def vs_hard_max_markdown(table: pd.DataFrame, design: Design, *,
         lines += ["", f"## {describe(group)}", "",
                   f"| metric | better | {' | '.join(_HEADERS.get(k, k) for k in tau_keys)} "
                   "| mean (τ) | mean (τ = 0) "
-                  "| Δ [95% CI] | P(better) | n |",
-                  "|" + " --- |" * (len(tau_keys) + 7)]
+                  "| Δ [95% CI] | P(better) | n | diverged |",
+                  "|" + " --- |" * (len(tau_keys) + 8)]
         for _, r in rows.iterrows():
             settings = " | ".join(str(r[k]).replace("|", "\\|") for k in tau_keys)
             lines.append(
                 f"| {r['metric']} | {r['better']} | {settings} | {_fmt(r['mean'])} | "
                 f"{_fmt(r['mean_hard'])} | {_fmt(r['diff'])} [{_fmt(r['ci_low'])}, "
-                f"{_fmt(r['ci_high'])}] | {_fmt(r['p_improvement'])} | {r['n']}/{r['n_hard']} |")
+                f"{_fmt(r['ci_high'])}] | {_fmt(r['p_improvement'])} | {r['n']}/{r['n_hard']} | "
+                f"{r['n_diverged']}/{r['n_diverged_hard']} |")
     return "\n".join(lines) + "\n"

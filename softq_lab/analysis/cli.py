@@ -68,7 +68,8 @@ def build_parser(prog: str = PROG, description: str | None = None) -> argparse.A
                    help="config keys (shell patterns) that do not distinguish configs, in addition"
                         f" to: {' '.join(aggregate.DEFAULT_IGNORE)}")
     p.add_argument("--include-partial", action="store_true",
-                   help="also use killed, preempted and failed runs in the statistics")
+                   help="also use killed, preempted and failed runs in the statistics (diverged "
+                        "runs are never averaged)")
     p.add_argument("--grid-points", type=int, default=101, metavar="N",
                    help="points of the common step grid for curves (default 101)")
     p.add_argument("--n-resamples", type=int, default=aggregate.N_RESAMPLES, metavar="N",
@@ -224,8 +225,10 @@ def run(argv: Sequence[str] | None, parts: Sequence[str], prog: str = PROG,
     _print_warnings(caught, prog)
     n_configs = len(results.summary.drop_duplicates(results.design.keys)) if len(
         results.summary) else 0
-    print(f"{prog}: {len(runset.runs)} runs ({len(results.design.table)} used, {n_configs} "
-          f"configs) → {len(written)} files in {args.out}")
+    n_diverged = len(results.design.diverged)
+    diverged = f", {n_diverged} diverged" if n_diverged else ""
+    print(f"{prog}: {len(runset.runs)} runs ({len(results.design.table)} used{diverged}, "
+          f"{n_configs} configs) → {len(written)} files in {args.out}")
     return 0
 
 
