@@ -157,6 +157,17 @@ def write_status(run_dir: Path, status: str, step: int) -> None:
     (Path(run_dir) / "status.json").write_text(json.dumps(record) + "\n")
 
 
+def replace_value(
+    records: list[dict[str, Any]], key: str, value: float, nth: int = -1
+) -> list[dict[str, Any]]:
+    """`records` with the `nth` logged value of `key` (in step order) replaced by `value`, e.g. NaN
+    or inf, as an older run that blew up, or a hand-edited file, may hold."""
+    logged = [i for i, record in enumerate(records) if key in record]
+    out = [dict(record) for record in records]
+    out[logged[nth]][key] = value
+    return out
+
+
 def write_run(
     run_dir: Path,
     *,

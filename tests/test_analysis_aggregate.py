@@ -18,7 +18,15 @@ import yaml
 from softq_lab.analysis import aggregate, cli, plots
 from softq_lab.analysis.load import AnalysisError, AnalysisWarning, load_runs
 
-from fake_runs import diverging_grid, tau_grid, write_run, write_sweep
+from fake_runs import (
+    diverging_grid,
+    make_config,
+    make_records,
+    replace_value,
+    tau_grid,
+    write_run,
+    write_sweep,
+)
 
 N_RESAMPLES = 999
 
@@ -456,3 +464,101 @@ def test_when_no_run_can_be_averaged_the_error_says_why(
         write_run(tmp_path / "k", status="killed", stop_at=300, tau=0.5, seed=2)
     with pytest.raises(AnalysisError, match=message):
         aggregate.prepare(load_runs([tmp_path]), include_partial=include_partial)
+
+
+# --------------------------------------------------------------------------- non-finite values
+
+
+def spoiled_run(run_dir: Path, **config: Any) -> Path:
+    """A finished run whose last `overestimation/bias_hard` is NaN and whose second evaluation
+    return is +inf (its last one is finite)."""
+    records = make_records(make_config(**config))
+    records = replace_value(records, "overestimation/bias_hard", math.nan)
+    records = replace_value(records, "eval/return_mean", math.inf, nth=1)
+    return write_run(run_dir, records=records, **config)
+
+
+@pytest.fixture
+def spoiled(tmp_path: Path) -> tuple[list[Path], Path]:
+    """τ ∈ {0, 0.1} × seeds 0–3, finished; the run τ = 0.1, seed 1 logged a NaN and an inf."""
+    dirs = write_sweep(tmp_path / "runs", tau_grid([0, 0.1], range(4)))
+    return dirs, spoiled_run(dirs[5], tau=0.1, seed=1)
+
+
+def test_a_nonfinite_metric_value_is_left_out_of_every_statistic_with_one_warning_per_metric(
+    tmp_path: Path, spoiled: tuple[list[Path], Path], capsys: pytest.CaptureFixture
+) -> None:
+    dirs, bad = spoiled
+    out = tmp_path / "out"
+    code = cli.main([str(tmp_path / "runs"), "--out", str(out), "--no-figures",
+                     "--n-resamples", "99"])
+    _, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    warned = [ln for ln in stderr.splitlines() if "is NaN or infinite" in ln]
+    assert warned == [
+        f"softq-analyze: warning: {m} is NaN or infinite in 1 run(s) (non-finite values in "
+        f"metrics.jsonl), left out of its statistics: runs/5"
+        for m in ("auc_return", "final_bias_hard", "avg_bias_hard")
+    ]  # final_return: its last evaluation is finite; the bias_soft values are all finite
+
+    summary = pd.read_csv(out / "summary.csv").set_index(["tau", "metric"])
+    numbers = ["mean", "iqm", "ci_low", "ci_high"]
+    assert np.isfinite(summary[numbers].to_numpy()).all()
+    n = summary.loc[0.1, "n"]
+    assert n[["auc_return", "final_bias_hard", "avg_bias_hard"]].eq(3).all()
+    assert n[["final_return", "final_bias_soft", "avg_bias_soft"]].eq(4).all()
+    others = [d for d in dirs if d != bad and read_raw(d)[0]["tau"] == 0.1]
+    for metric in ("auc_return", "final_bias_hard", "avg_bias_hard"):
+        expected = np.mean([raw_metrics(read_raw(d)[1])[metric] for d in others])
+        assert summary.loc[(0.1, metric), "mean"] == pytest.approx(expected, rel=1e-12)
+
+    versus = pd.read_csv(out / "vs_hard_max.csv").set_index("metric")
+    assert np.isfinite(versus[["mean", "mean_hard", "diff", "ci_low", "ci_high",
+                               "p_improvement"]].to_numpy()).all()
+    assert versus.loc["final_bias_hard", "n"] == 3
+
+    runs = pd.read_csv(out / "runs.csv").set_index("run_id")
+    assert runs.loc["runs/5", "n_nonfinite"] == 2 and runs.loc["runs/5", "included"]
+    assert np.isnan(runs.loc["runs/5", "final_bias_hard"])
+    assert not np.isfinite(runs.loc["runs/5", "auc_return"])  # runs.csv shows the raw value
+
+
+def test_a_nonfinite_point_neither_poisons_a_mean_curve_nor_is_interpolated_over(
+    tmp_path: Path, spoiled: tuple[list[Path], Path], capsys: pytest.CaptureFixture
+) -> None:
+    _, bad = spoiled
+    out = tmp_path / "out"
+    code = cli.main([str(tmp_path / "runs"), "--out", str(out), "--no-figures",
+                     "--n-resamples", "99"])
+    _, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert ("eval/return_mean: NaN or infinite values of 1 run(s) are left out of its curve: "
+            "runs/5") in stderr
+    curves = pd.read_csv(out / "curves.csv")
+    assert np.isfinite(curves[["mean"]].to_numpy()).all()
+    evals = sorted(r["step"] for r in read_raw(bad)[1] if "eval/return_mean" in r)
+    around = curves[(curves["metric"] == "eval/return_mean") & (curves["tau"] == 0.1)]
+    inside = (around["x"] > evals[0]) & (around["x"] < evals[2])  # between its finite neighbours
+    assert inside.any() and (around.loc[inside, "n"] == 3).all()
+    assert (around.loc[~inside, "n"] == 4).all()
+
+
+def test_curve_statistics_leave_out_infinite_points_given_to_them() -> None:
+    curves = pd.DataFrame([[1.0, 2.0], [3.0, np.inf], [5.0, -np.inf]], index=["a", "b", "c"],
+                          columns=[0.0, 1.0])
+    table = pd.DataFrame({"run_id": ["a", "b", "c"], "tau": 0.0, "seed": [0, 1, 2]})
+    empty = table.iloc[:0]
+    design = aggregate.Design(table, ["tau"], [], [], pd.DataFrame(), diverged=empty)
+    stats = aggregate.curve_stats(curves, design, "k", n_resamples=99).set_index("x")
+    assert stats.loc[0.0, ["n", "mean"]].tolist() == [3, 3.0]
+    assert stats.loc[1.0, ["n", "mean"]].tolist() == [1, 2.0]
+
+
+def test_blank_around_leaves_out_the_span_between_the_finite_neighbours() -> None:
+    grid = np.arange(0.0, 11.0)
+    steps = np.array([0.0, 2.0, 6.0, 10.0])  # a non-finite record at 4
+    curve = np.interp(grid, steps, steps)
+    blanked = aggregate.blank_around(curve, grid, steps, [4.0])
+    assert np.isnan(blanked[3:6]).all() and np.isfinite(np.delete(blanked, [3, 4, 5])).all()
+    tail = aggregate.blank_around(curve, grid, steps, [12.0])  # after the last finite record
+    assert np.array_equal(tail, curve)

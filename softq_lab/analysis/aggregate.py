@@ -18,8 +18,14 @@ ones. Diverged runs are never averaged, with or without `include_partial`: they 
 (`Design.diverged`), counted per config (`n_diverged`) and reported in one warning by config. A
 config is the tuple of `config keys` (see `config_keys`); at τ = 0 the operator is replaced by
 `hard` (every operator is the hard max there), and when two runs share a config and a seed only the
-first in load order (paths in natural order: job 2 before job 10) is kept. A run's non-finite
-metric values are left out. Seeds of a config are taken in increasing seed order (then run id).
+first in load order (paths in natural order: job 2 before job 10) is kept. Seeds of a config are
+taken in increasing seed order (then run id).
+
+Non-finite values: a per-run metric is computed from every value the run logged (`RunSet.metrics`
+and `RunSet.nonfinite`), so it is NaN / ±inf where the values it depends on are; such a value is
+left out of every statistic, with one warning per metric naming the runs (`nonfinite_values`,
+`report_nonfinite`). On the step grid of a curve, a run does not count between the finite records
+on either side of a non-finite one (`blank_around`).
 
 Statistics (per config and metric, over seeds): `mean`; `iqm` = `scipy.stats.trim_mean(x, 0.25)`;
 `ci_low`/`ci_high` = the 95% percentile bootstrap interval of the mean, `scipy.stats.bootstrap`
@@ -42,7 +48,7 @@ import fnmatch
 import inspect
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -74,21 +80,30 @@ TAU_KEYS = ("tau", "operator", BEHAVIOUR_TAU)
 @dataclass
 class RunSeries:
     """One run's logged values, sorted by step: `series(key)` = (steps, values) where `key` was
-    logged; `last_step` = the run's last logged step (any key)."""
+    logged, finite values from `columns` (NaN: not logged) and NaN / ±inf ones from `nonfinite`
+    (key → (steps, values)); `last_step` = the run's last logged step (any key)."""
 
     steps: np.ndarray
     columns: dict[str, np.ndarray]
+    nonfinite: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def last_step(self) -> float:
         return float(self.steps.max()) if len(self.steps) else math.nan
 
     def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        values = self.columns.get(key)
-        if values is None:
-            return np.array([]), np.array([])
-        logged = ~np.isnan(values)
-        return self.steps[logged].astype(float), values[logged]
+        """Every value logged of `key`, finite or not, in step order (at one step, non-finite ones
+        last: a metric that went NaN at its last step is NaN there)."""
+        steps, values = np.array([]), self.columns.get(key, np.array([]))
+        if len(values):
+            logged = ~np.isnan(values)
+            steps, values = self.steps[logged].astype(float), values[logged]
+        if key not in self.nonfinite:
+            return steps, values
+        bad_steps, bad_values = self.nonfinite[key]
+        steps, values = np.concatenate([steps, bad_steps]), np.concatenate([values, bad_values])
+        order = np.argsort(steps, kind="stable")
+        return steps[order], values[order]
 
 
 def last_value(run: RunSeries, key: str) -> float:
@@ -181,20 +196,49 @@ def resolve_metrics(runset: RunSet, names: Sequence[str] | None = None) -> list[
 
 
 def run_metrics(runset: RunSet, metrics: Iterable[Metric] = METRICS.values()) -> pd.DataFrame:
-    """One row per run (index `run_id`, all runs of the set), one column per metric."""
+    """One row per run (index `run_id`, all runs of the set), one column per metric, computed from
+    every value the run logged: a metric computed from NaN / ±inf records is NaN or ±inf (see
+    `nonfinite_values`)."""
     metrics = list(metrics)
     frame = runset.metrics
-    keys = sorted({k for m in metrics for k in m.keys if k in frame.columns})
+    keys = sorted({k for m in metrics for k in m.keys})
     steps = frame["step"].to_numpy()
-    columns = {k: frame[k].to_numpy(dtype=float) for k in keys}
+    columns = {k: frame[k].to_numpy(dtype=float) for k in keys if k in frame.columns}
     positions = frame.groupby("run_id", sort=False).indices
+    nonfinite = _nonfinite_series(runset.nonfinite, keys)
     empty = np.array([], dtype=int)
     rows = {}
     for run_id in runset.runs["run_id"]:
         rows_of_run = positions.get(run_id, empty)
-        run = RunSeries(steps[rows_of_run], {k: v[rows_of_run] for k, v in columns.items()})
+        run = RunSeries(steps[rows_of_run], {k: v[rows_of_run] for k, v in columns.items()},
+                        nonfinite.get(run_id, {}))
         rows[run_id] = {m.name: m.compute(run) for m in metrics}
     return pd.DataFrame.from_dict(rows, orient="index", columns=[m.name for m in metrics])
+
+
+def _nonfinite_series(nonfinite: pd.DataFrame,
+                      keys: Sequence[str]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """run_id → key → (steps, values) of the non-finite values of `keys` (`RunSet.nonfinite`)."""
+    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    rows = nonfinite[nonfinite["key"].isin(keys)]
+    for (run_id, key), bad in rows.groupby(["run_id", "key"], sort=False):
+        out.setdefault(run_id, {})[key] = (bad["step"].to_numpy(float), bad["value"].to_numpy(float))
+    return out
+
+
+def nonfinite_values(runset: RunSet, values: pd.DataFrame,
+                     metrics: Sequence[Metric]) -> pd.DataFrame:
+    """Where a per-run metric value (`values`, from `run_metrics`) is non-finite because of the
+    run's records: ±inf, or NaN while the run logged a NaN / ±inf of one of the metric's keys (a NaN
+    for a metric the run never logged is not one). Boolean, shaped like `values`."""
+    bad_keys = runset.nonfinite.groupby("run_id")["key"].agg(set).reindex(values.index)
+    flags = {}
+    for metric in metrics:
+        logged_bad = np.array([isinstance(k, set) and not k.isdisjoint(metric.keys)
+                               for k in bad_keys], dtype=bool)
+        x = values[metric.name].to_numpy(dtype=float)
+        flags[metric.name] = np.isinf(x) | (np.isnan(x) & logged_bad)
+    return pd.DataFrame(flags, index=values.index)
 
 
 # ------------------------------------------------------------------------------ configs and seeds
@@ -293,19 +337,36 @@ def report_diverged(table: pd.DataFrame, shown: Sequence[str], n_runs: int) -> N
          "(n_diverged counts them)")
 
 
+def listing(names: Sequence[object], limit: int = 5) -> str:
+    """`a, b, c` (the first `limit` names, then `…`)."""
+    return ", ".join(map(str, names[:limit])) + (" …" if len(names) > limit else "")
+
+
+def report_nonfinite(dropped: pd.DataFrame) -> None:
+    """Warn, one line per metric, which runs' values are NaN / ±inf (from `nonfinite_values`:
+    index run_id, one boolean column per metric) and so left out of every statistic."""
+    for metric in dropped.columns:
+        runs = dropped.index[dropped[metric].to_numpy(dtype=bool)].tolist()
+        if runs:
+            warn(f"{metric} is NaN or infinite in {len(runs)} run(s) (non-finite values in "
+                 f"metrics.jsonl), left out of its statistics: {listing(runs)}")
+
+
 def prepare(runset: RunSet, metrics: Sequence[Metric] | None = None, *,
             ignore: Iterable[str] = DEFAULT_IGNORE, include_partial: bool = False) -> Design:
-    """Select runs (`select_runs`), compute their metrics, canonicalise configs (operator `hard` at
-    τ = 0) and drop duplicate (config, seed) runs, with warnings; diverged runs go to
-    `Design.diverged`, the others to `Design.table`."""
+    """Select runs (`select_runs`), compute their metrics (a non-finite one becomes NaN, reported
+    by `report_nonfinite`), canonicalise configs (operator `hard` at τ = 0) and drop duplicate
+    (config, seed) runs, with warnings; diverged runs go to `Design.diverged`, the others to
+    `Design.table`."""
     metrics = list(metrics) if metrics is not None else resolve_metrics(runset)
     ignore = tuple(ignore)
     runs = select_runs(runset.runs, include_partial)
     keys = config_keys(runs, runset.config_columns, ignore)
     _report_axes(runs, keys)
     values = run_metrics(runset, metrics)
+    dropped = nonfinite_values(runset, values, metrics)
     columns = ["run_id", *keys, *(["seed"] if "seed" in runs.columns else []), "status", "partial"]
-    table = runs[columns].join(values, on="run_id")
+    table = runs[columns].join(values.mask(dropped), on="run_id")
     if "seed" not in table.columns:
         table["seed"] = np.nan
     if "tau" in table.columns and "operator" in table.columns:
@@ -315,6 +376,7 @@ def prepare(runset: RunSet, metrics: Sequence[Metric] | None = None, *,
     table = _sort(_drop_duplicate_seeds(table, keys), [*keys, "seed", "run_id"])
     report_diverged(table, naming_keys(runs, keys), len(runset.runs))
     diverged = table["status"] == DIVERGED
+    report_nonfinite(dropped.loc[table.loc[~diverged, "run_id"]])
     group_keys = [k for k in keys if k not in TAU_KEYS]
     return Design(table[~diverged].reset_index(drop=True), keys, group_keys, metrics, values,
                   diverged=table[diverged].reset_index(drop=True))
@@ -341,7 +403,7 @@ def _drop_duplicate_seeds(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFr
     if duplicated.any():
         dropped = table.loc[duplicated, "run_id"].tolist()
         warn(f"{len(dropped)} run(s) repeat the config and seed of another run and are left out: "
-             f"{', '.join(map(str, dropped[:5]))}{' …' if len(dropped) > 5 else ''}")
+             f"{listing(dropped)}")
     return table[~duplicated]
 
 
@@ -608,17 +670,45 @@ def step_grid(metrics: pd.DataFrame, key: str, n_points: int = 101) -> np.ndarra
     return grid.astype(float)
 
 
-def resample(metrics: pd.DataFrame, key: str, grid: np.ndarray) -> pd.DataFrame:
+def resample(metrics: pd.DataFrame, key: str, grid: np.ndarray,
+             nonfinite: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each run's `key` linearly interpolated onto `grid` (rows: run_id, columns: grid steps); NaN
-    outside the steps the run logged it over (no extrapolation). Values logged twice at one step
-    are averaged first."""
+    outside the steps the run logged it over (no extrapolation), and around each NaN / ±inf it
+    logged (rows of `RunSet.nonfinite`), see `blank_around`. Values logged twice at one step are
+    averaged first."""
+    bad = {} if nonfinite is None else {
+        run_id: rows["step"].to_numpy(float)
+        for run_id, rows in nonfinite[nonfinite["key"] == key].groupby("run_id", sort=False)}
     rows = {}
     for run_id, run in metrics.loc[metrics[key].notna(), ["run_id", "step", key]].groupby(
             "run_id", sort=False):
         points = run.groupby("step")[key].mean()
-        rows[run_id] = np.interp(grid, points.index.to_numpy(float), points.to_numpy(float),
-                                 left=np.nan, right=np.nan)
+        steps = points.index.to_numpy(float)
+        curve = np.interp(grid, steps, points.to_numpy(float), left=np.nan, right=np.nan)
+        rows[run_id] = blank_around(curve, grid, steps, bad.get(run_id, ()))
     return pd.DataFrame.from_dict(rows, orient="index", columns=grid)
+
+
+def blank_around(curve: np.ndarray, grid: np.ndarray, steps: np.ndarray,
+                 bad_steps: Iterable[float]) -> np.ndarray:
+    """`curve` (on `grid`, interpolated between finite records at `steps`) with NaN strictly between
+    the finite records on either side of each non-finite record at `bad_steps`: the curve is
+    unknown there, so the run does not count there, rather than count with a made-up value."""
+    curve = curve.copy()
+    for bad in bad_steps:
+        before = steps[steps < bad].max(initial=-np.inf)
+        after = steps[steps > bad].min(initial=np.inf)
+        curve[(grid > before) & (grid < after)] = np.nan
+    return curve
+
+
+def report_curve_gaps(nonfinite: pd.DataFrame, key: str) -> None:
+    """Warn, in one line, which runs logged NaN / ±inf values of `key` (rows of `RunSet.nonfinite`):
+    those points are left out of its curve."""
+    runs = list(dict.fromkeys(nonfinite.loc[nonfinite["key"] == key, "run_id"]))
+    if runs:
+        warn(f"{key}: NaN or infinite values of {len(runs)} run(s) are left out of its curve: "
+             f"{listing(runs)}")
 
 
 def binned(metrics: pd.DataFrame, key: str, x: str, n_bins: int = 50) -> pd.DataFrame:
@@ -640,16 +730,17 @@ def binned(metrics: pd.DataFrame, key: str, x: str, n_bins: int = 50) -> pd.Data
 
 def curve_stats(curves: pd.DataFrame, design: Design, key: str, *,
                 n_resamples: int = 2000, seed: int = SEED) -> pd.DataFrame:
-    """Per config and grid point: n runs covering it, mean, and the 95% percentile bootstrap CI of
-    the mean over seeds (`curves` from `resample` or `binned`; runs outside `design` ignored)."""
+    """Per config and grid point: n runs with a finite value there, their mean, and the 95%
+    percentile bootstrap CI of the mean over seeds (`curves` from `resample` or `binned`; runs
+    outside `design` ignored)."""
     rows = []
     table = design.table[design.table["run_id"].isin(curves.index)]
     for config, runs in _groups(table, design.keys):
         values = curves.loc[_sort(runs, ["seed", "run_id"])["run_id"]].to_numpy(float)
-        n = np.isfinite(values).sum(axis=0)
-        mean = np.where(n > 0, np.nansum(values, axis=0) / np.maximum(n, 1), np.nan)
+        masks = np.isfinite(values)  # NaN / ±inf points are left out of every statistic
+        n = masks.sum(axis=0)
+        mean = np.where(n > 0, np.where(masks, values, 0).sum(axis=0) / np.maximum(n, 1), np.nan)
         low, high = np.full(len(n), np.nan), np.full(len(n), np.nan)
-        masks = np.isfinite(values)
         for pattern in {tuple(col) for col in masks.T}:
             cols = np.all(np.array(pattern) == masks.T, axis=1)
             chosen = values[np.array(pattern)][:, cols]

@@ -110,18 +110,22 @@ def load(args: argparse.Namespace) -> RunSet:
 
 def curve_frames(runset: RunSet, design: aggregate.Design, keys: Sequence[str], *,
                  grid_points: int, n_resamples: int, seed: int) -> pd.DataFrame:
-    """Curve statistics of each logged key on its common step grid (included runs only)."""
+    """Curve statistics of each logged key on its common step grid (included runs only); NaN /
+    ±inf values are left out (`aggregate.resample`), one warning per key."""
     metrics = runset.metrics[runset.metrics["run_id"].isin(design.table["run_id"])]
+    nonfinite = runset.nonfinite[runset.nonfinite["run_id"].isin(design.table["run_id"])]
     frames = []
     for key in keys:
         if key not in metrics.columns or not metrics[key].notna().any():
             continue
+        aggregate.report_curve_gaps(nonfinite, key)
         grid = aggregate.step_grid(metrics, key, grid_points)
-        curves = aggregate.resample(metrics, key, grid)
+        curves = aggregate.resample(metrics, key, grid, nonfinite)
         frames.append(aggregate.curve_stats(curves, design, key, n_resamples=n_resamples,
                                             seed=seed))
     for key, x in EPISODE_CURVES:
         if key in metrics.columns and x in metrics.columns and metrics[key].notna().any():
+            aggregate.report_curve_gaps(nonfinite, key)
             curves = aggregate.binned(metrics, key, x)
             stats = aggregate.curve_stats(curves, design, key, n_resamples=n_resamples, seed=seed)
             frames.append(stats.assign(x_name=x))
