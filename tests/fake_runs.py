@@ -1,7 +1,9 @@
 """Fake but well-formed run directories, in the format of docs/run-files.md, for analysis tests.
 
 `write_run` writes one job directory (`config.yaml`, `metrics.jsonl`, `perf.jsonl`,
-`status.json`, `.hydra/`, `wandb/`); `write_sweep` writes a Hydra multirun directory of such jobs.
+`status.json`, `.hydra/`, `wandb/`); `write_sweep` writes a Hydra multirun directory of such jobs,
+`diverging_grid` the grid of a sweep in which some jobs diverged; `write_rejected_job` the job
+directory a sweep job leaves when its config is rejected.
 Metric values are drawn from a generator seeded by (seed, τ, ...): every run differs, reproducibly.
 """
 
@@ -140,11 +142,38 @@ def make_records(
     return records
 
 
+#: The one-line `error` in a fake run's status.json, for the statuses that carry one.
+STATUS_ERRORS = {
+    "failed": "FloatingPointError: loss is nan",
+    "diverged": "non-finite learner/loss at step {step}",
+}
+
+
+def write_status(run_dir: Path, status: str, step: int) -> None:
+    """`status.json` as the trainer writes it: status, last step, and an error where it has one."""
+    record: dict[str, Any] = {"status": status, "step": step}
+    if status in STATUS_ERRORS:
+        record["error"] = STATUS_ERRORS[status].format(step=step)
+    (Path(run_dir) / "status.json").write_text(json.dumps(record) + "\n")
+
+
+def replace_value(
+    records: list[dict[str, Any]], key: str, value: float, nth: int = -1
+) -> list[dict[str, Any]]:
+    """`records` with the `nth` logged value of `key` (in step order) replaced by `value`, e.g. NaN
+    or inf, as an older run that blew up, or a hand-edited file, may hold."""
+    logged = [i for i, record in enumerate(records) if key in record]
+    out = [dict(record) for record in records]
+    out[logged[nth]][key] = value
+    return out
+
+
 def write_run(
     run_dir: Path,
     *,
     status: str | None = "finished",
     truncate: bool = False,
+    stop_at: int | None = None,
     records: list[dict[str, Any]] | None = None,
     exact: bool = False,
     maxbias: bool = False,
@@ -152,8 +181,10 @@ def write_run(
     overestimation: bool = True,
     **config: Any,
 ) -> Path:
-    """Write a run directory; `status=None` leaves no status.json (killed), `truncate=True` also
-    cuts the last line of metrics.jsonl in half (killed mid-write)."""
+    """Write a run directory with status.json saying `status` (`None`: no status.json, a run killed
+    without notice); `stop_at` keeps only the records up to that step (a run that diverged or was
+    stopped there); `truncate=True` also cuts the last line of metrics.jsonl in half (killed
+    mid-write)."""
     run_dir = Path(run_dir)
     cfg = make_config(**config)
     if records is None:
@@ -164,6 +195,8 @@ def write_run(
             eval_records=eval_records,
             overestimation=overestimation,
         )
+    if stop_at is not None:
+        records = [r for r in records if r["step"] <= stop_at]
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={cfg['seed']}"]))
@@ -179,15 +212,21 @@ def write_run(
     (run_dir / "perf.jsonl").write_text(
         json.dumps({"step": last, "perf/sps": 1000.0, "perf/elapsed_s": last / 1000}) + "\n"
     )
-    if status == "finished":
-        (run_dir / "status.json").write_text(json.dumps({"status": "finished", "step": last}))
-    elif status == "failed":
-        (run_dir / "status.json").write_text(
-            json.dumps(
-                {"status": "failed", "error": "FloatingPointError: loss is nan", "step": last}
-            )
-        )
+    if status is not None:
+        write_status(run_dir, status, last)
     return run_dir
+
+
+def write_rejected_job(job_dir: Path, error: str = "tau: must be >= 0, got -1.0") -> Path:
+    """A sweep job whose config was rejected: `.hydra/` and a status.json saying `failed` at step 0
+    with `error`; no config.yaml, no metrics.jsonl."""
+    job_dir = Path(job_dir)
+    (job_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"tau": -1.0, "seed": 0}))
+    (job_dir / "status.json").write_text(
+        json.dumps({"status": "failed", "step": 0, "error": error}) + "\n"
+    )
+    return job_dir
 
 
 def write_sweep(root: Path, grid: Iterable[dict[str, Any]], **common: Any) -> list[Path]:
@@ -201,3 +240,19 @@ def write_sweep(root: Path, grid: Iterable[dict[str, Any]], **common: Any) -> li
 def tau_grid(taus: Iterable[float], seeds: Iterable[int], **fixed: Any) -> list[dict[str, Any]]:
     """Every (τ, seed) combination, with `fixed` settings."""
     return [{"tau": t, "seed": s, **fixed} for t in taus for s in seeds]
+
+
+def diverging_grid(
+    taus: Iterable[float],
+    seeds: Iterable[int],
+    diverged: Iterable[tuple[float, int]],
+    at: int = 500,
+    **fixed: Any,
+) -> list[dict[str, Any]]:
+    """`tau_grid(taus, seeds)` in which the (τ, seed) jobs of `diverged` diverged at step `at`:
+    status `diverged`, records up to `at` (a diverged run's metrics stop at its last finite ones)."""
+    diverged = set(diverged)
+    return [
+        {**job, "status": "diverged", "stop_at": at} if (job["tau"], job["seed"]) in diverged else job
+        for job in tau_grid(taus, seeds, **fixed)
+    ]

@@ -15,10 +15,18 @@ import pytest
 import scipy.stats
 import yaml
 
-from softq_lab.analysis import aggregate, cli
+from softq_lab.analysis import aggregate, cli, plots
 from softq_lab.analysis.load import AnalysisError, AnalysisWarning, load_runs
 
-from fake_runs import tau_grid, write_run, write_sweep
+from fake_runs import (
+    diverging_grid,
+    make_config,
+    make_records,
+    replace_value,
+    tau_grid,
+    write_run,
+    write_sweep,
+)
 
 N_RESAMPLES = 999
 
@@ -236,6 +244,17 @@ def test_partial_runs_are_left_out_unless_asked_for(tmp_path: Path) -> None:
     assert len(aggregate.prepare(runs, include_partial=True).table) == 3
 
 
+def test_a_preempted_run_is_partial_like_a_killed_one(tmp_path: Path) -> None:
+    write_sweep(tmp_path / "s", tau_grid([0], [0, 1]))
+    write_run(tmp_path / "p", status="preempted", stop_at=600, tau=0.0, seed=2)
+    runs = load_runs([tmp_path])
+    with pytest.warns(AnalysisWarning, match=r"1 of 3 runs did not finish \(1 preempted\)"):
+        assert len(aggregate.prepare(runs).table) == 2
+    partial = aggregate.prepare(runs, include_partial=True)
+    assert partial.table.set_index("seed").loc[2, "status"] == "preempted"
+    assert aggregate.summarize(partial, n_resamples=99)["n_partial"].eq(1).all()
+
+
 def test_a_group_without_hard_max_runs_is_warned_about_and_left_out(tmp_path: Path) -> None:
     write_sweep(tmp_path / "a", tau_grid([0, 0.1], [0, 1]))
     write_sweep(tmp_path / "b", tau_grid([0.1], [0, 1], env="acrobot"))
@@ -336,3 +355,210 @@ def test_runs_without_a_seed_in_their_config_each_count_once(tmp_path: Path) -> 
     design = aggregate.prepare(load_runs([tmp_path]))
     assert len(design.table) == 3
     assert aggregate.summarize(design, n_resamples=99)["n"].eq(3).all()
+
+
+# ------------------------------------------------------------------------------- diverged runs
+
+#: (τ, seed) of the runs that diverged, at step 500, in the `diverging` sweep.
+DIVERGED = {(0.1, 0), (1.0, 2), (1.0, 3)}
+
+
+@pytest.fixture
+def diverging(tmp_path: Path) -> list[Path]:
+    """τ ∈ {0, 0.1, 1.0} × seeds 0–3 in which the runs of `DIVERGED` diverged; and a killed run."""
+    root = tmp_path / "runs"
+    dirs = write_sweep(root, diverging_grid([0, 0.1, 1.0], range(4), DIVERGED))
+    dirs.append(write_run(root / "killed", status="killed", stop_at=700, tau=1.0, seed=4))
+    return dirs
+
+
+def expected_means(run_dirs: list[Path], statuses: set[str]) -> dict[tuple[float, str], float]:
+    """The mean over seeds of each metric per τ, from the raw files of the runs with `statuses`."""
+    values: dict[tuple[float, str], list[float]] = defaultdict(list)
+    for run_dir in run_dirs:
+        config, records, status = read_raw(run_dir)
+        if status in statuses:
+            for metric, value in raw_metrics(records).items():
+                values[(float(config["tau"]), metric)].append(value)
+    return {key: float(np.mean(v)) for key, v in values.items()}
+
+
+@pytest.mark.parametrize("include_partial", [False, True])
+def test_diverged_runs_are_counted_per_config_and_never_averaged(
+    tmp_path: Path, diverging: list[Path], capsys: pytest.CaptureFixture, include_partial: bool
+) -> None:
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "runs"), "--out", str(out), "--no-figures", "--n-resamples", "99"]
+    code = cli.main(argv + ["--include-partial"] * include_partial)
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert ("softq-analyze: warning: 3 of 13 runs diverged: tau=0.1 (1); tau=1.0 (2); they are "
+            "left out of every mean") in stderr
+    assert f"13 runs ({9 + include_partial} used, 3 diverged, 3 configs)" in stdout
+
+    summary = pd.read_csv(out / "summary.csv")
+    n_diverged = summary.groupby("tau")["n_diverged"].agg(set).to_dict()
+    assert n_diverged == {0.0: {0}, 0.1: {1}, 1.0: {2}}
+    used = {"finished", "killed"} if include_partial else {"finished"}
+    means = {(r.tau, r.metric): r.mean for r in summary.itertuples()}
+    assert means == pytest.approx(expected_means(diverging, used), rel=1e-12)
+    n = summary[summary["metric"] == "final_return"].set_index("tau")["n"].to_dict()
+    assert n == {0.0: 4, 0.1: 3, 1.0: 2 + include_partial}
+
+    versus = pd.read_csv(out / "vs_hard_max.csv").set_index(["tau", "metric"])
+    assert versus.loc[(1.0, "final_return"), ["n_diverged", "n_diverged_hard"]].tolist() == [2, 0]
+    assert versus.loc[(0.1, "final_return"), ["n_diverged", "n_diverged_hard"]].tolist() == [1, 0]
+    assert "| 2/0 |" in (out / "vs_hard_max.md").read_text()
+
+    runs = pd.read_csv(out / "runs.csv")
+    assert not runs.loc[runs["status"] == "diverged", "included"].any()
+    curves = pd.read_csv(out / "curves.csv")
+    eval_at_1 = curves[(curves["tau"] == 1.0) & (curves["metric"] == "eval/return_mean")]
+    assert eval_at_1["n"].max() == 2 + include_partial  # the diverged runs are in no curve
+
+
+def test_a_config_whose_runs_all_diverged_shows_in_the_summary_with_n_0(tmp_path: Path) -> None:
+    write_sweep(tmp_path / "s", diverging_grid([0, 1.0], [0, 1], {(1.0, 0), (1.0, 1)}))
+    with pytest.warns(AnalysisWarning, match=r"^2 of 4 runs diverged: tau=1.0 \(2\);"):
+        design = aggregate.prepare(load_runs([tmp_path]))
+    summary = aggregate.summarize(design, n_resamples=99)
+    at_1 = summary[summary["tau"] == 1.0]
+    assert set(at_1["metric"]) == set(summary.loc[summary["tau"] == 0, "metric"])
+    assert (at_1["n"] == 0).all() and (at_1["n_diverged"] == 2).all()
+    assert at_1[["mean", "iqm", "ci_low", "ci_high"]].isna().all().all()
+    with pytest.warns(AnalysisWarning, match="every τ > 0 run diverged: the versus-hard-max"):
+        versus = aggregate.vs_hard_max(design, n_resamples=99)
+    assert set(versus["metric"]) == set(at_1["metric"]) and (versus["tau"] == 1.0).all()
+    assert (versus["n"] == 0).all() and (versus["n_hard"] == 2).all()
+    assert (versus["n_diverged"] == 2).all() and (versus["n_diverged_hard"] == 0).all()
+    assert versus[["mean", "diff", "ci_low", "ci_high", "p_improvement"]].isna().all().all()
+    md = aggregate.vs_hard_max_markdown(versus, design, n_resamples=99)
+    assert "| final_return | higher | 1.0 | soft | – | " in md and "| 0/2 | 2/0 |" in md
+    assert plots.final_bias_vs_tau(summary, design) is not None
+
+
+def test_a_group_whose_hard_max_runs_all_diverged_is_warned_about(tmp_path: Path) -> None:
+    write_sweep(tmp_path / "a", tau_grid([0, 0.1], [0, 1]))
+    write_sweep(tmp_path / "b", diverging_grid([0, 0.1], [0, 1], {(0, 0), (0, 1)}, env="acrobot"))
+    with pytest.warns(AnalysisWarning, match=r"2 of 8 runs diverged: env=acrobot, env.id=acrobot, "
+                                             r"tau=0.0 \(2\);"):
+        design = aggregate.prepare(load_runs([tmp_path]))
+    with pytest.warns(AnalysisWarning, match=r"every τ = 0 run of env=acrobot, .* diverged: its τ > 0 rows"):
+        table = aggregate.vs_hard_max(design, n_resamples=99)
+    assert set(table["env"]) == {"cartpole"}
+
+
+@pytest.mark.parametrize(
+    "include_partial, message",
+    [
+        (False, r"none of the 3 runs finished \(2 diverged, 1 killed\); use --include-partial to "
+                r"analyse the 1 that did not diverge"),
+        (True, r"none of the 2 runs can be averaged \(2 diverged\): diverged runs are left out"),
+    ],
+)
+def test_when_no_run_can_be_averaged_the_error_says_why(
+    tmp_path: Path, include_partial: bool, message: str
+) -> None:
+    write_sweep(tmp_path / "s", diverging_grid([0.5], [0, 1], {(0.5, 0), (0.5, 1)}))
+    if not include_partial:
+        write_run(tmp_path / "k", status="killed", stop_at=300, tau=0.5, seed=2)
+    with pytest.raises(AnalysisError, match=message):
+        aggregate.prepare(load_runs([tmp_path]), include_partial=include_partial)
+
+
+# --------------------------------------------------------------------------- non-finite values
+
+
+def spoiled_run(run_dir: Path, **config: Any) -> Path:
+    """A finished run whose last `overestimation/bias_hard` is NaN and whose second evaluation
+    return is +inf (its last one is finite)."""
+    records = make_records(make_config(**config))
+    records = replace_value(records, "overestimation/bias_hard", math.nan)
+    records = replace_value(records, "eval/return_mean", math.inf, nth=1)
+    return write_run(run_dir, records=records, **config)
+
+
+@pytest.fixture
+def spoiled(tmp_path: Path) -> tuple[list[Path], Path]:
+    """τ ∈ {0, 0.1} × seeds 0–3, finished; the run τ = 0.1, seed 1 logged a NaN and an inf."""
+    dirs = write_sweep(tmp_path / "runs", tau_grid([0, 0.1], range(4)))
+    return dirs, spoiled_run(dirs[5], tau=0.1, seed=1)
+
+
+def test_a_nonfinite_metric_value_is_left_out_of_every_statistic_with_one_warning_per_metric(
+    tmp_path: Path, spoiled: tuple[list[Path], Path], capsys: pytest.CaptureFixture
+) -> None:
+    dirs, bad = spoiled
+    out = tmp_path / "out"
+    code = cli.main([str(tmp_path / "runs"), "--out", str(out), "--no-figures",
+                     "--n-resamples", "99"])
+    _, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    warned = [ln for ln in stderr.splitlines() if "is NaN or infinite" in ln]
+    assert warned == [
+        f"softq-analyze: warning: {m} is NaN or infinite in 1 run(s) (non-finite values in "
+        f"metrics.jsonl), left out of its statistics: runs/5"
+        for m in ("auc_return", "final_bias_hard", "avg_bias_hard")
+    ]  # final_return: its last evaluation is finite; the bias_soft values are all finite
+
+    summary = pd.read_csv(out / "summary.csv").set_index(["tau", "metric"])
+    numbers = ["mean", "iqm", "ci_low", "ci_high"]
+    assert np.isfinite(summary[numbers].to_numpy()).all()
+    n = summary.loc[0.1, "n"]
+    assert n[["auc_return", "final_bias_hard", "avg_bias_hard"]].eq(3).all()
+    assert n[["final_return", "final_bias_soft", "avg_bias_soft"]].eq(4).all()
+    others = [d for d in dirs if d != bad and read_raw(d)[0]["tau"] == 0.1]
+    for metric in ("auc_return", "final_bias_hard", "avg_bias_hard"):
+        expected = np.mean([raw_metrics(read_raw(d)[1])[metric] for d in others])
+        assert summary.loc[(0.1, metric), "mean"] == pytest.approx(expected, rel=1e-12)
+
+    versus = pd.read_csv(out / "vs_hard_max.csv").set_index("metric")
+    assert np.isfinite(versus[["mean", "mean_hard", "diff", "ci_low", "ci_high",
+                               "p_improvement"]].to_numpy()).all()
+    assert versus.loc["final_bias_hard", "n"] == 3
+
+    runs = pd.read_csv(out / "runs.csv").set_index("run_id")
+    assert runs.loc["runs/5", "n_nonfinite"] == 2 and runs.loc["runs/5", "included"]
+    assert np.isnan(runs.loc["runs/5", "final_bias_hard"])
+    assert not np.isfinite(runs.loc["runs/5", "auc_return"])  # runs.csv shows the raw value
+
+
+def test_a_nonfinite_point_neither_poisons_a_mean_curve_nor_is_interpolated_over(
+    tmp_path: Path, spoiled: tuple[list[Path], Path], capsys: pytest.CaptureFixture
+) -> None:
+    _, bad = spoiled
+    out = tmp_path / "out"
+    code = cli.main([str(tmp_path / "runs"), "--out", str(out), "--no-figures",
+                     "--n-resamples", "99"])
+    _, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert ("eval/return_mean: NaN or infinite values of 1 run(s) are left out of its curve: "
+            "runs/5") in stderr
+    curves = pd.read_csv(out / "curves.csv")
+    assert np.isfinite(curves[["mean"]].to_numpy()).all()
+    evals = sorted(r["step"] for r in read_raw(bad)[1] if "eval/return_mean" in r)
+    around = curves[(curves["metric"] == "eval/return_mean") & (curves["tau"] == 0.1)]
+    inside = (around["x"] > evals[0]) & (around["x"] < evals[2])  # between its finite neighbours
+    assert inside.any() and (around.loc[inside, "n"] == 3).all()
+    assert (around.loc[~inside, "n"] == 4).all()
+
+
+def test_curve_statistics_leave_out_infinite_points_given_to_them() -> None:
+    curves = pd.DataFrame([[1.0, 2.0], [3.0, np.inf], [5.0, -np.inf]], index=["a", "b", "c"],
+                          columns=[0.0, 1.0])
+    table = pd.DataFrame({"run_id": ["a", "b", "c"], "tau": 0.0, "seed": [0, 1, 2]})
+    empty = table.iloc[:0]
+    design = aggregate.Design(table, ["tau"], [], [], pd.DataFrame(), diverged=empty)
+    stats = aggregate.curve_stats(curves, design, "k", n_resamples=99).set_index("x")
+    assert stats.loc[0.0, ["n", "mean"]].tolist() == [3, 3.0]
+    assert stats.loc[1.0, ["n", "mean"]].tolist() == [1, 2.0]
+
+
+def test_blank_around_leaves_out_the_span_between_the_finite_neighbours() -> None:
+    grid = np.arange(0.0, 11.0)
+    steps = np.array([0.0, 2.0, 6.0, 10.0])  # a non-finite record at 4
+    curve = np.interp(grid, steps, steps)
+    blanked = aggregate.blank_around(curve, grid, steps, [4.0])
+    assert np.isnan(blanked[3:6]).all() and np.isfinite(np.delete(blanked, [3, 4, 5])).all()
+    tail = aggregate.blank_around(curve, grid, steps, [12.0])  # after the last finite record
+    assert np.array_equal(tail, curve)

@@ -11,7 +11,7 @@ import pytest
 
 from softq_lab.analysis import cli
 
-from fake_runs import tau_grid, write_run, write_sweep
+from fake_runs import tau_grid, write_rejected_job, write_run, write_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 FIGURES = ("bias_vs_steps", "return_vs_steps", "final_bias_vs_tau", "q_vs_true", "maxbias_left")
@@ -79,6 +79,7 @@ def assert_one_line_error(capsys: pytest.CaptureFixture, argv: list, match: str,
     assert code == 2, stderr
     assert len(errors) == 1 and match in errors[0], stderr
     assert stderr.strip().splitlines()[-1] == errors[0]
+    assert all(ln.startswith("softq-analyze: ") for ln in stderr.splitlines()), stderr  # no traceback
     assert not out.exists()
 
 
@@ -95,6 +96,36 @@ def test_cli_error_for_a_directory_that_is_not_a_run(
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("not a run")
     assert_one_line_error(capsys, [tmp_path / "notes"], "notes: no runs found", tmp_path / "out")
+
+
+def test_cli_reports_each_rejected_job_and_analyses_the_runs(
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    write_rejected_job(sweep / "6", error="tau: must be >= 0, got -1.0")
+    write_rejected_job(sweep / "7", error="operator: unknown 'softer'")
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(capsys, sweep, "--out", out, "--no-figures",
+                                   "--n-resamples", "99")
+    assert code == 0, stderr
+    warnings = [ln for ln in stderr.splitlines() if "not a run" in ln]
+    assert warnings == [
+        f"softq-analyze: warning: {sweep / '6'}: not a run (status failed, no config.yaml or "
+        "metrics.jsonl): tau: must be >= 0, got -1.0",
+        f"softq-analyze: warning: {sweep / '7'}: not a run (status failed, no config.yaml or "
+        "metrics.jsonl): operator: unknown 'softer'",
+    ]
+    assert "6 runs" in stdout and len(pd.read_csv(out / "runs.csv")) == 6
+
+
+def test_cli_error_for_a_sweep_whose_every_job_was_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    for i in range(4):
+        write_rejected_job(tmp_path / "sweep" / str(i))
+    assert_one_line_error(
+        capsys, [tmp_path / "sweep"], "no runs found, only 4 job dir(s) with a status.json",
+        tmp_path / "out",
+    )
 
 
 def test_cli_error_for_a_missing_path_and_for_no_runs(

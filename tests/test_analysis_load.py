@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,14 @@ from softq_lab.analysis.load import (
     load_wandb,
 )
 
-from fake_runs import make_config, make_records, tau_grid, write_run, write_sweep
+from fake_runs import (
+    make_config,
+    make_records,
+    tau_grid,
+    write_rejected_job,
+    write_run,
+    write_sweep,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -112,6 +121,24 @@ def test_killed_run_without_status_but_complete_lines_is_killed_without_warning(
     assert not [w for w in recwarn if issubclass(w.category, AnalysisWarning)]
 
 
+@pytest.mark.parametrize("status", ["killed", "preempted", "diverged"])
+def test_a_run_that_stopped_early_with_a_known_status_is_partial_without_warnings(
+    tmp_path: Path, recwarn: pytest.WarningsRecorder, status: str
+) -> None:
+    runs = load_runs([write_run(tmp_path / "r", status=status, stop_at=500)])
+    row = runs.runs.iloc[0]
+    assert (row["status"], bool(row["partial"]), row["last_step"]) == (status, True, 500)
+    assert not [w for w in recwarn if issubclass(w.category, AnalysisWarning)]
+
+
+def test_an_unknown_status_is_kept_partial_and_reported(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "r")
+    (run_dir / "status.json").write_text(json.dumps({"status": "exploded", "step": 3}))
+    with pytest.warns(AnalysisWarning, match="unknown status 'exploded'"):
+        row = load_runs([run_dir]).runs.iloc[0]
+    assert (row["status"], bool(row["partial"])) == ("exploded", True)
+
+
 def test_failed_run_is_flagged_with_its_error(tmp_path: Path) -> None:
     runs = load_runs([write_run(tmp_path / "f", status="failed")])
     row = runs.runs.iloc[0]
@@ -162,6 +189,61 @@ def test_non_numeric_values_become_nan_and_nan_tokens_parse(tmp_path: Path) -> N
     assert runs.metrics["learner/loss"].tolist()[1] == 2.5
     assert np.isnan(runs.metrics["learner/loss"].tolist()[0])
     assert runs.metrics["a/b"].isna().all()
+
+
+NONFINITE_RECORDS = [
+    {"step": 10, "eval/return_mean": 1.0, "overestimation/bias_hard": 0.5},
+    {"step": 20, "eval/return_mean": math.inf, "overestimation/bias_hard": math.nan},
+    {"step": 20, "learner/loss": -math.inf},
+    {"step": 30, "eval/return_mean": 3.0},
+]
+
+
+@pytest.mark.parametrize("corrupt_line", [False, True], ids=["pyarrow", "line by line"])
+def test_logged_nan_and_inf_are_kept_apart_from_the_finite_metrics(
+    tmp_path: Path, corrupt_line: bool
+) -> None:
+    run_dir = write_run(tmp_path / "r", records=NONFINITE_RECORDS)
+    if corrupt_line:  # forces the line-by-line parser
+        with (run_dir / "metrics.jsonl").open("a") as f:
+            f.write('{"step": 40, "eval/ret\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AnalysisWarning)
+        runs = load_runs([run_dir], cache=False)
+    bad = runs.nonfinite
+    assert bad.columns.tolist() == ["run_id", "step", "key", "value"]
+    got = sorted((s, k, str(v)) for s, k, v in bad[["step", "key", "value"]].itertuples(index=False))
+    assert got == [
+        (20, "eval/return_mean", "inf"),
+        (20, "learner/loss", "-inf"),
+        (20, "overestimation/bias_hard", "nan"),
+    ]
+    assert set(bad["run_id"]) == set(runs.runs["run_id"])
+    values = runs.metrics.drop(columns=["run_id", "step", *runs.config_columns], errors="ignore")
+    assert np.isfinite(values.to_numpy(float)[values.notna().to_numpy()]).all()
+    row = runs.runs.iloc[0]
+    assert row["n_nonfinite"] == 3 and row["eval/return_mean"] == 3.0
+
+
+def test_nonfinite_values_are_cached_with_the_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = write_run(tmp_path / "r", records=NONFINITE_RECORDS)
+    first = load_runs([run_dir])
+    monkeypatch.setattr(load, "parse_jsonl", lambda path: pytest.fail("parsed although cached"))
+    again = load_runs([run_dir])
+    pd.testing.assert_frame_equal(first.nonfinite, again.nonfinite)
+    assert len(again.nonfinite) == 3
+
+
+def test_wandb_nonfinite_values_are_kept_apart_and_combine_keeps_both(tmp_path: Path) -> None:
+    history = [{"_step": 1, "eval/return_mean": math.nan}, {"_step": 2, "eval/return_mean": 2.0}]
+    remote = frame_from_wandb_runs([FakeWandbRun("x", "finished", {"tau": 0.0}, history)], "e/p")
+    assert remote.nonfinite[["step", "key"]].values.tolist() == [[1, "eval/return_mean"]]
+    assert remote.runs.iloc[0]["n_nonfinite"] == 1
+    local = load_runs([write_run(tmp_path / "r", records=NONFINITE_RECORDS)], cache=False)
+    both = combine(local, remote)
+    assert len(both.nonfinite) == 4 and set(both.nonfinite["run_id"]) == set(both.runs["run_id"])
 
 
 def test_cache_is_read_instead_of_json_and_refreshed_when_the_file_changes(
@@ -226,15 +308,33 @@ def test_a_path_without_runs_is_a_one_line_error_naming_it(tmp_path: Path, make,
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
-def test_a_directory_with_only_status_json_is_not_a_run_and_is_reported(tmp_path: Path) -> None:
+def test_a_job_whose_config_was_rejected_is_reported_in_one_line_and_is_not_a_run(
+    tmp_path: Path,
+) -> None:
     write_run(tmp_path / "sweep" / "0")
-    (tmp_path / "sweep" / "1").mkdir()
-    (tmp_path / "sweep" / "1" / "status.json").write_text(
-        json.dumps({"status": "failed", "error": "ValueError: bad tau"})
-    )
-    with pytest.warns(AnalysisWarning, match="bad tau"):
+    write_rejected_job(tmp_path / "sweep" / "1", error="ValueError: bad tau\n  more detail")
+    with pytest.warns(AnalysisWarning) as caught:
         runs = load_runs([tmp_path / "sweep"])
-    assert len(runs.runs) == 1
+    messages = [str(w.message) for w in caught if issubclass(w.category, AnalysisWarning)]
+    assert messages == [
+        f"{tmp_path / 'sweep' / '1'}: not a run (status failed, no config.yaml or metrics.jsonl): "
+        "ValueError: bad tau more detail"
+    ]
+    assert runs.runs["run_path"].tolist() == [str((tmp_path / "sweep" / "0").resolve())]
+
+
+def test_a_sweep_of_rejected_jobs_only_is_a_one_line_error_after_one_warning_per_job(
+    tmp_path: Path,
+) -> None:
+    for i in range(3):
+        write_rejected_job(tmp_path / "sweep" / str(i))
+    with (
+        pytest.warns(AnalysisWarning, match="not a run") as caught,
+        pytest.raises(AnalysisError, match=r"no runs found, only 3 job dir\(s\)") as info,
+    ):
+        load_runs([tmp_path / "sweep"])
+    assert "(3 failed; see the warnings)" in str(info.value) and "\n" not in str(info.value)
+    assert len([w for w in caught if issubclass(w.category, AnalysisWarning)]) == 3
 
 
 def test_config_flattening_renames_names_and_keeps_dotted_leaves() -> None:

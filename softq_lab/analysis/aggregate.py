@@ -13,11 +13,19 @@ Per-run metrics (`METRICS`; computed from one run's logged records, sorted by st
 - `final_mae_qstar` / `final_mae_fixed_point`: the last logged `exact/mae_qstar` /
   `exact/mae_fixed_point` (envs with a known model only).
 
-Which runs count: finished runs only unless `include_partial`; a config is the tuple of `config
-keys` (see `config_keys`); at τ = 0 the operator is replaced by `hard` (every operator is the hard
-max there), and when two runs share a config and a seed only the first in load order (paths in
-natural order: job 2 before job 10) is kept. A run's non-finite metric values are left out. Seeds of
-a config are taken in increasing seed order (then run id).
+Which runs count: finished runs only, plus with `include_partial` the killed, preempted and failed
+ones. Diverged runs are never averaged, with or without `include_partial`: they are kept apart
+(`Design.diverged`), counted per config (`n_diverged`) and reported in one warning by config. A
+config is the tuple of `config keys` (see `config_keys`); at τ = 0 the operator is replaced by
+`hard` (every operator is the hard max there), and when two runs share a config and a seed only the
+first in load order (paths in natural order: job 2 before job 10) is kept. Seeds of a config are
+taken in increasing seed order (then run id).
+
+Non-finite values: a per-run metric is computed from every value the run logged (`RunSet.metrics`
+and `RunSet.nonfinite`), so it is NaN / ±inf where the values it depends on are; such a value is
+left out of every statistic, with one warning per metric naming the runs (`nonfinite_values`,
+`report_nonfinite`). On the step grid of a curve, a run does not count between the finite records
+on either side of a non-finite one (`blank_around`).
 
 Statistics (per config and metric, over seeds): `mean`; `iqm` = `scipy.stats.trim_mean(x, 0.25)`;
 `ci_low`/`ci_high` = the 95% percentile bootstrap interval of the mean, `scipy.stats.bootstrap`
@@ -40,7 +48,7 @@ import fnmatch
 import inspect
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -72,21 +80,30 @@ TAU_KEYS = ("tau", "operator", BEHAVIOUR_TAU)
 @dataclass
 class RunSeries:
     """One run's logged values, sorted by step: `series(key)` = (steps, values) where `key` was
-    logged; `last_step` = the run's last logged step (any key)."""
+    logged, finite values from `columns` (NaN: not logged) and NaN / ±inf ones from `nonfinite`
+    (key → (steps, values)); `last_step` = the run's last logged step (any key)."""
 
     steps: np.ndarray
     columns: dict[str, np.ndarray]
+    nonfinite: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def last_step(self) -> float:
         return float(self.steps.max()) if len(self.steps) else math.nan
 
     def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        values = self.columns.get(key)
-        if values is None:
-            return np.array([]), np.array([])
-        logged = ~np.isnan(values)
-        return self.steps[logged].astype(float), values[logged]
+        """Every value logged of `key`, finite or not, in step order (at one step, non-finite ones
+        last: a metric that went NaN at its last step is NaN there)."""
+        steps, values = np.array([]), self.columns.get(key, np.array([]))
+        if len(values):
+            logged = ~np.isnan(values)
+            steps, values = self.steps[logged].astype(float), values[logged]
+        if key not in self.nonfinite:
+            return steps, values
+        bad_steps, bad_values = self.nonfinite[key]
+        steps, values = np.concatenate([steps, bad_steps]), np.concatenate([values, bad_values])
+        order = np.argsort(steps, kind="stable")
+        return steps[order], values[order]
 
 
 def last_value(run: RunSeries, key: str) -> float:
@@ -179,20 +196,49 @@ def resolve_metrics(runset: RunSet, names: Sequence[str] | None = None) -> list[
 
 
 def run_metrics(runset: RunSet, metrics: Iterable[Metric] = METRICS.values()) -> pd.DataFrame:
-    """One row per run (index `run_id`, all runs of the set), one column per metric."""
+    """One row per run (index `run_id`, all runs of the set), one column per metric, computed from
+    every value the run logged: a metric computed from NaN / ±inf records is NaN or ±inf (see
+    `nonfinite_values`)."""
     metrics = list(metrics)
     frame = runset.metrics
-    keys = sorted({k for m in metrics for k in m.keys if k in frame.columns})
+    keys = sorted({k for m in metrics for k in m.keys})
     steps = frame["step"].to_numpy()
-    columns = {k: frame[k].to_numpy(dtype=float) for k in keys}
+    columns = {k: frame[k].to_numpy(dtype=float) for k in keys if k in frame.columns}
     positions = frame.groupby("run_id", sort=False).indices
+    nonfinite = _nonfinite_series(runset.nonfinite, keys)
     empty = np.array([], dtype=int)
     rows = {}
     for run_id in runset.runs["run_id"]:
         rows_of_run = positions.get(run_id, empty)
-        run = RunSeries(steps[rows_of_run], {k: v[rows_of_run] for k, v in columns.items()})
+        run = RunSeries(steps[rows_of_run], {k: v[rows_of_run] for k, v in columns.items()},
+                        nonfinite.get(run_id, {}))
         rows[run_id] = {m.name: m.compute(run) for m in metrics}
     return pd.DataFrame.from_dict(rows, orient="index", columns=[m.name for m in metrics])
+
+
+def _nonfinite_series(nonfinite: pd.DataFrame,
+                      keys: Sequence[str]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """run_id → key → (steps, values) of the non-finite values of `keys` (`RunSet.nonfinite`)."""
+    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    rows = nonfinite[nonfinite["key"].isin(keys)]
+    for (run_id, key), bad in rows.groupby(["run_id", "key"], sort=False):
+        out.setdefault(run_id, {})[key] = (bad["step"].to_numpy(float), bad["value"].to_numpy(float))
+    return out
+
+
+def nonfinite_values(runset: RunSet, values: pd.DataFrame,
+                     metrics: Sequence[Metric]) -> pd.DataFrame:
+    """Where a per-run metric value (`values`, from `run_metrics`) is non-finite because of the
+    run's records: ±inf, or NaN while the run logged a NaN / ±inf of one of the metric's keys (a NaN
+    for a metric the run never logged is not one). Boolean, shaped like `values`."""
+    bad_keys = runset.nonfinite.groupby("run_id")["key"].agg(set).reindex(values.index)
+    flags = {}
+    for metric in metrics:
+        logged_bad = np.array([isinstance(k, set) and not k.isdisjoint(metric.keys)
+                               for k in bad_keys], dtype=bool)
+        x = values[metric.name].to_numpy(dtype=float)
+        flags[metric.name] = np.isinf(x) | (np.isnan(x) & logged_bad)
+    return pd.DataFrame(flags, index=values.index)
 
 
 # ------------------------------------------------------------------------------ configs and seeds
@@ -225,8 +271,9 @@ def config_keys(runs: pd.DataFrame, config_columns: Sequence[str],
 
 @dataclass
 class Design:
-    """The runs an analysis uses: `table` has one row per run (`run_id`, `keys`, `seed`,
-    `status`, `partial`, one column per metric); `keys` identify a config, `group_keys` a
+    """The runs an analysis uses: `table` has one row per run used in the statistics (`run_id`,
+    `keys`, `seed`, `status`, `partial`, one column per metric); `diverged` the same for the runs
+    that diverged (never averaged, counted per config); `keys` identify a config, `group_keys` a
     τ-comparison group."""
 
     table: pd.DataFrame
@@ -234,40 +281,105 @@ class Design:
     group_keys: list[str]
     metrics: list[Metric]
     run_values: pd.DataFrame  # `run_metrics` of every loaded run, included or not
+    diverged: pd.DataFrame
+
+
+DIVERGED = "diverged"
+
+
+def status_counts(runs: pd.DataFrame) -> str:
+    """`2 killed, 1 failed`: the runs' statuses, most frequent first."""
+    return ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
+
+
+def select_runs(runs: pd.DataFrame, include_partial: bool) -> pd.DataFrame:
+    """The runs an analysis looks at: finished and diverged ones (diverged ones to be counted, never
+    averaged), and the other partial ones (killed, preempted, failed) if `include_partial`, else
+    they are left out with a warning. Raises `AnalysisError` when no run is left to average."""
+    diverged = runs["status"] == DIVERGED
+    other_partial = runs["partial"] & ~diverged
+    averaged = ~runs["partial"] | (other_partial & include_partial)
+    if not averaged.any():
+        raise AnalysisError(_nothing_to_average(runs, include_partial))
+    if include_partial or not other_partial.any():
+        return runs
+    warn(f"{int(other_partial.sum())} of {len(runs)} runs did not finish "
+         f"({status_counts(runs[other_partial])}); they are left out (--include-partial to use them)")
+    return runs[~other_partial]
+
+
+def _nothing_to_average(runs: pd.DataFrame, include_partial: bool) -> str:
+    """The error when every run is partial, or every run diverged."""
+    n_diverged = int((runs["status"] == DIVERGED).sum())
+    what = status_counts(runs)
+    if include_partial or n_diverged == len(runs):
+        return (f"none of the {len(runs)} runs can be averaged ({what}): diverged runs are left "
+                "out of every mean")
+    others = "them" if not n_diverged else f"the {len(runs) - n_diverged} that did not diverge"
+    return f"none of the {len(runs)} runs finished ({what}); use --include-partial to analyse {others}"
+
+
+def naming_keys(runs: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """The config keys that tell the configs of `runs` apart (those whose value varies), else τ:
+    enough to name a config in a message."""
+    return [k for k in keys if _varies(runs[k])] or [k for k in ("tau",) if k in keys]
+
+
+def report_diverged(table: pd.DataFrame, shown: Sequence[str], n_runs: int) -> None:
+    """Warn, in one line, how many of the `n_runs` runs diverged and in which configs, each named by
+    the keys `shown`: `3 of 12 runs diverged: tau=0.1 (1); tau=1.0 (2); ...`."""
+    diverged = table[table["status"] == DIVERGED]
+    if diverged.empty:
+        return
+    configs = "; ".join(f"{describe(config)} ({len(rows)})"
+                        for config, rows in _groups(diverged, shown))
+    warn(f"{len(diverged)} of {n_runs} runs diverged: {configs}; they are left out of every mean "
+         "(n_diverged counts them)")
+
+
+def listing(names: Sequence[object], limit: int = 5) -> str:
+    """`a, b, c` (the first `limit` names, then `…`)."""
+    return ", ".join(map(str, names[:limit])) + (" …" if len(names) > limit else "")
+
+
+def report_nonfinite(dropped: pd.DataFrame) -> None:
+    """Warn, one line per metric, which runs' values are NaN / ±inf (from `nonfinite_values`:
+    index run_id, one boolean column per metric) and so left out of every statistic."""
+    for metric in dropped.columns:
+        runs = dropped.index[dropped[metric].to_numpy(dtype=bool)].tolist()
+        if runs:
+            warn(f"{metric} is NaN or infinite in {len(runs)} run(s) (non-finite values in "
+                 f"metrics.jsonl), left out of its statistics: {listing(runs)}")
 
 
 def prepare(runset: RunSet, metrics: Sequence[Metric] | None = None, *,
             ignore: Iterable[str] = DEFAULT_IGNORE, include_partial: bool = False) -> Design:
-    """Select runs (finished ones unless `include_partial`), compute their metrics, canonicalise
-    configs (operator `hard` at τ = 0) and drop duplicate (config, seed) runs, with warnings."""
+    """Select runs (`select_runs`), compute their metrics (a non-finite one becomes NaN, reported
+    by `report_nonfinite`), canonicalise configs (operator `hard` at τ = 0) and drop duplicate
+    (config, seed) runs, with warnings; diverged runs go to `Design.diverged`, the others to
+    `Design.table`."""
     metrics = list(metrics) if metrics is not None else resolve_metrics(runset)
     ignore = tuple(ignore)
-    runs = runset.runs
-    partial = runs[runs["partial"]]
-    if len(partial) and not include_partial:
-        counts = partial["status"].value_counts()
-        what = ", ".join(f"{n} {s}" for s, n in counts.items())
-        if len(partial) == len(runs):
-            raise AnalysisError(f"none of the {len(runs)} runs finished ({what}); "
-                                "use --include-partial to analyse them")
-        warn(f"{len(partial)} of {len(runs)} runs did not finish ({what}); they are left out "
-             "(--include-partial to use them)")
-        runs = runs[~runs["partial"]]
+    runs = select_runs(runset.runs, include_partial)
     keys = config_keys(runs, runset.config_columns, ignore)
     _report_axes(runs, keys)
     values = run_metrics(runset, metrics)
+    dropped = nonfinite_values(runset, values, metrics)
     columns = ["run_id", *keys, *(["seed"] if "seed" in runs.columns else []), "status", "partial"]
-    table = runs[columns].join(values, on="run_id")
+    table = runs[columns].join(values.mask(dropped), on="run_id")
     if "seed" not in table.columns:
         table["seed"] = np.nan
     if "tau" in table.columns and "operator" in table.columns:
         table.loc[table["tau"] == 0, "operator"] = "hard"
     if "tau" in table.columns and BEHAVIOUR_TAU in table.columns:  # null: acts with the learner's τ
         table[BEHAVIOUR_TAU] = pd.to_numeric(table[BEHAVIOUR_TAU]).fillna(table["tau"])
-    table = _drop_duplicate_seeds(table, keys)
+    table = _sort(_drop_duplicate_seeds(table, keys), [*keys, "seed", "run_id"])
+    report_diverged(table, naming_keys(runs, keys), len(runset.runs))
+    diverged = table["status"] == DIVERGED
+    report_nonfinite(dropped.loc[table.loc[~diverged, "run_id"]])
     group_keys = [k for k in keys if k not in TAU_KEYS]
-    return Design(_sort(table, [*keys, "seed", "run_id"]).reset_index(drop=True), keys,
-                  group_keys, metrics, values)
+    return Design(table[~diverged].reset_index(drop=True), keys, group_keys, metrics, values,
+                  diverged=table[diverged].reset_index(drop=True))
 
 
 def _report_axes(runs: pd.DataFrame, keys: Sequence[str]) -> None:
@@ -291,7 +403,7 @@ def _drop_duplicate_seeds(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFr
     if duplicated.any():
         dropped = table.loc[duplicated, "run_id"].tolist()
         warn(f"{len(dropped)} run(s) repeat the config and seed of another run and are left out: "
-             f"{', '.join(map(str, dropped[:5]))}{' …' if len(dropped) > 5 else ''}")
+             f"{listing(dropped)}")
     return table[~duplicated]
 
 
@@ -302,6 +414,15 @@ def _sort(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
         return frame.sort_values(by, kind="stable", na_position="first")
     except TypeError:
         return frame
+
+
+def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
+    """The rows of `frame` whose columns equal the values of `where` (NaN matching NaN)."""
+    mask = np.ones(len(frame), dtype=bool)
+    for key, value in where.items():
+        column = frame[key]
+        mask &= (column.isna().to_numpy() if pd.isna(value) else (column == value).to_numpy())
+    return frame[mask]
 
 
 def _groups(frame: pd.DataFrame, keys: Sequence[str]) -> Iterable[tuple[dict, pd.DataFrame]]:
@@ -364,24 +485,47 @@ def seed_values(rows: pd.DataFrame, metric: str) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+def sample_stats(x: np.ndarray, *, n_resamples: int = N_RESAMPLES,
+                 seed: int = SEED) -> dict[str, float]:
+    """`mean`, `iqm`, `ci_low`, `ci_high` of a config's values `x` (all NaN when `x` is empty; the
+    CI NaN with fewer than two values)."""
+    if not len(x):
+        return dict.fromkeys(("mean", "iqm", "ci_low", "ci_high"), math.nan)
+    low, high = bootstrap_ci((x,), n_resamples=n_resamples, seed=seed)
+    return {"mean": float(np.mean(x)), "iqm": float(scipy.stats.trim_mean(x, 0.25)),
+            "ci_low": low, "ci_high": high}
+
+
+def with_diverged(design: Design) -> pd.DataFrame:
+    """`design.table` and `design.diverged` in one frame, in config order, with a boolean column
+    `diverged`."""
+    frames = [design.table.assign(diverged=False)]
+    if len(design.diverged):
+        frames.append(design.diverged.assign(diverged=True))
+    return _sort(pd.concat(frames, ignore_index=True), [*design.keys, "seed", "run_id"])
+
+
 def summarize(design: Design, *, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> pd.DataFrame:
-    """Per config and metric: n, n_partial, mean, iqm, ci_low, ci_high (configs that logged the
-    metric only)."""
+    """Per config and metric: `n` (finite values used), `n_partial` (of those, from partial runs),
+    `n_diverged` (the config's runs that diverged: never averaged), and `sample_stats` of the
+    values. A config has a row for a metric when one of its runs, used or diverged, has a finite
+    value of it: a config whose runs all diverged shows with n = 0."""
     rows = []
-    for config, runs in _groups(design.table, design.keys):
+    for config, runs in _groups(with_diverged(design), design.keys):
+        used = runs[~runs["diverged"]]
         for metric in design.metrics:
-            x = seed_values(runs, metric.name)
-            if not len(x):
+            if not np.isfinite(runs[metric.name].to_numpy(dtype=float)).any():
                 continue
-            low, high = bootstrap_ci((x,), n_resamples=n_resamples, seed=seed)
+            x = seed_values(used, metric.name)
+            finite = np.isfinite(used[metric.name].to_numpy(dtype=float))
             rows.append({
                 **config, "metric": metric.name, "better": metric.better, "n": len(x),
-                "n_partial": int(runs.loc[runs[metric.name].notna(), "partial"].sum()),
-                "mean": float(np.mean(x)), "iqm": float(scipy.stats.trim_mean(x, 0.25)),
-                "ci_low": low, "ci_high": high,
+                "n_partial": int(used["partial"].to_numpy()[finite].sum()),
+                "n_diverged": int(runs["diverged"].sum()),
+                **sample_stats(x, n_resamples=n_resamples, seed=seed),
             })
-    columns = [*design.keys, "metric", "better", "n", "n_partial", "mean", "iqm", "ci_low",
-               "ci_high"]
+    columns = [*design.keys, "metric", "better", "n", "n_partial", "n_diverged", "mean", "iqm",
+               "ci_low", "ci_high"]
     return _order_rows(pd.DataFrame(rows, columns=columns), design.keys, design.metrics)
 
 
@@ -398,16 +542,22 @@ def _order_rows(frame: pd.DataFrame, keys: Sequence[str],
 def check_comparable(design: Design) -> None:
     """Warn when the versus-hard-max table will be empty or miss groups: no τ > 0 run, no τ = 0 run,
     no group holding both (the warning names the config keys whose values differ between the two
-    sets), or some groups without τ = 0. Raise only when the runs have no τ at all."""
-    table = design.table
+    sets), or some groups without τ = 0 (saying so when the missing runs diverged). Raise only when
+    the runs have no τ at all."""
+    table, diverged = design.table, design.diverged
     if "tau" not in table.columns:
         raise AnalysisError("no run has a 'tau' in its config: cannot compare with the hard max")
     hard, soft = table[table["tau"] == 0], table[table["tau"] > 0]
     if soft.empty:
-        warn("no run has τ > 0: the versus-hard-max table is empty")
+        if (diverged["tau"] > 0).any():
+            warn("every τ > 0 run diverged: the versus-hard-max table has no mean at τ > 0")
+        else:
+            warn("no run has τ > 0: the versus-hard-max table is empty")
         return
     if hard.empty:
-        warn("no run has τ = 0 (the hard max): the versus-hard-max table is empty")
+        none = ("every τ = 0 run (the hard max) diverged" if (diverged["tau"] == 0).any()
+                else "no run has τ = 0 (the hard max)")
+        warn(f"{none}: the versus-hard-max table is empty")
         return
     groups_with_hard = {_key(c) for c, _ in _groups(hard, design.group_keys)}
     missing = [c for c, _ in _groups(soft, design.group_keys) if _key(c) not in groups_with_hard]
@@ -418,8 +568,11 @@ def check_comparable(design: Design) -> None:
         warn("incompatible runs: no τ > 0 config matches a τ = 0 config in every other key "
              f"(they differ in {detail or 'nothing visible'}): the versus-hard-max table is empty")
         return
+    hard_diverged = diverged[diverged["tau"] == 0]
     for config in missing:
-        warn(f"no τ = 0 runs for {describe(config)}: its τ > 0 rows are left out of vs_hard_max")
+        none = (f"every τ = 0 run of {describe(config)} diverged" if len(select(hard_diverged, config))
+                else f"no τ = 0 runs for {describe(config)}")
+        warn(f"{none}: its τ > 0 rows are left out of vs_hard_max")
 
 
 def _key(config: dict) -> tuple:
@@ -445,16 +598,39 @@ def hard_reference(hard: pd.DataFrame, setting: dict) -> pd.DataFrame:
     return same if len(same) else hard[hard[BEHAVIOUR_TAU] == 0]
 
 
+def acting_alike(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `runs` whose behaviour τ is one of `reference`'s (all of them without one)."""
+    if BEHAVIOUR_TAU not in runs.columns:
+        return runs
+    return runs[runs[BEHAVIOUR_TAU].isin(reference[BEHAVIOUR_TAU])]
+
+
+def versus_stats(x: np.ndarray, y: np.ndarray, better: str, *, n_resamples: int = N_RESAMPLES,
+                 seed: int = SEED) -> dict[str, float]:
+    """`mean` (of x, the values at τ), `mean_hard` (of y, at τ = 0), `diff`, `ci_low`, `ci_high`
+    (of the difference) and `p_improvement` (see the module docstring); NaN where x is empty."""
+    stats = {"mean": math.nan, "mean_hard": float(np.mean(y)), "diff": math.nan,
+             "ci_low": math.nan, "ci_high": math.nan, "p_improvement": math.nan}
+    if len(x):
+        low, high = bootstrap_ci((x, y), _diff_stat, n_resamples=n_resamples, seed=seed)
+        stats.update(mean=float(np.mean(x)), diff=float(np.mean(x) - np.mean(y)), ci_low=low,
+                     ci_high=high, p_improvement=probability_of_improvement(x, y, better))
+    return stats
+
+
 def vs_hard_max(design: Design, *, n_resamples: int = N_RESAMPLES,
                 seed: int = SEED) -> pd.DataFrame:
-    """Per group, operator, τ > 0 and metric: n, n_hard, mean, mean_hard, diff, ci_low, ci_high,
-    p_improvement against the group's τ = 0 runs (see the module docstring)."""
+    """Per group, operator, τ > 0 and metric: n, n_hard, n_diverged, n_diverged_hard (runs at τ and
+    of the τ = 0 reference that diverged: never averaged) and `versus_stats` against the group's
+    τ = 0 runs (see the module docstring). A setting whose runs all diverged has rows with n = 0,
+    like in `summarize`."""
     check_comparable(design)
-    table = design.table
-    tau_keys = [k for k in TAU_KEYS if k in table.columns]
+    frame = with_diverged(design)
+    tau_keys = [k for k in TAU_KEYS if k in frame.columns]
     rows = []
-    for group, runs in _groups(table, design.group_keys):
-        hard = runs[runs["tau"] == 0]
+    for group, runs in _groups(frame, design.group_keys):
+        at_zero = runs[runs["tau"] == 0]
+        hard = at_zero[~at_zero["diverged"]]
         if hard.empty:
             continue
         for setting, sub in _groups(runs[runs["tau"] > 0], tau_keys):
@@ -463,20 +639,20 @@ def vs_hard_max(design: Design, *, n_resamples: int = N_RESAMPLES,
                 warn(f"no τ = 0 run of {describe({**group, **setting})} acts with behaviour τ "
                      f"{setting[BEHAVIOUR_TAU]} or 0: left out of vs_hard_max")
                 continue
+            used = sub[~sub["diverged"]]
+            n_diverged = {"n_diverged": int(sub["diverged"].sum()), "n_diverged_hard": len(
+                acting_alike(at_zero[at_zero["diverged"]], reference))}
             for metric in design.metrics:
-                x, y = seed_values(sub, metric.name), seed_values(reference, metric.name)
-                if not len(x) or not len(y):
+                x, y = seed_values(used, metric.name), seed_values(reference, metric.name)
+                if not len(y) or not np.isfinite(sub[metric.name].to_numpy(dtype=float)).any():
                     continue
-                low, high = bootstrap_ci((x, y), _diff_stat, n_resamples=n_resamples, seed=seed)
                 rows.append({
                     **group, **setting, "metric": metric.name, "better": metric.better,
-                    "n": len(x), "n_hard": len(y), "mean": float(np.mean(x)),
-                    "mean_hard": float(np.mean(y)), "diff": float(np.mean(x) - np.mean(y)),
-                    "ci_low": low, "ci_high": high,
-                    "p_improvement": probability_of_improvement(x, y, metric.better),
+                    "n": len(x), "n_hard": len(y), **n_diverged,
+                    **versus_stats(x, y, metric.better, n_resamples=n_resamples, seed=seed),
                 })
-    columns = [*design.group_keys, *tau_keys, "metric", "better", "n", "n_hard", "mean",
-               "mean_hard", "diff", "ci_low", "ci_high", "p_improvement"]
+    columns = [*design.group_keys, *tau_keys, "metric", "better", "n", "n_hard", "n_diverged",
+               "n_diverged_hard", "mean", "mean_hard", "diff", "ci_low", "ci_high", "p_improvement"]
     return _order_rows(pd.DataFrame(rows, columns=columns), [*design.group_keys, *tau_keys],
                        design.metrics)
 
@@ -494,17 +670,45 @@ def step_grid(metrics: pd.DataFrame, key: str, n_points: int = 101) -> np.ndarra
     return grid.astype(float)
 
 
-def resample(metrics: pd.DataFrame, key: str, grid: np.ndarray) -> pd.DataFrame:
+def resample(metrics: pd.DataFrame, key: str, grid: np.ndarray,
+             nonfinite: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each run's `key` linearly interpolated onto `grid` (rows: run_id, columns: grid steps); NaN
-    outside the steps the run logged it over (no extrapolation). Values logged twice at one step
-    are averaged first."""
+    outside the steps the run logged it over (no extrapolation), and around each NaN / ±inf it
+    logged (rows of `RunSet.nonfinite`), see `blank_around`. Values logged twice at one step are
+    averaged first."""
+    bad = {} if nonfinite is None else {
+        run_id: rows["step"].to_numpy(float)
+        for run_id, rows in nonfinite[nonfinite["key"] == key].groupby("run_id", sort=False)}
     rows = {}
     for run_id, run in metrics.loc[metrics[key].notna(), ["run_id", "step", key]].groupby(
             "run_id", sort=False):
         points = run.groupby("step")[key].mean()
-        rows[run_id] = np.interp(grid, points.index.to_numpy(float), points.to_numpy(float),
-                                 left=np.nan, right=np.nan)
+        steps = points.index.to_numpy(float)
+        curve = np.interp(grid, steps, points.to_numpy(float), left=np.nan, right=np.nan)
+        rows[run_id] = blank_around(curve, grid, steps, bad.get(run_id, ()))
     return pd.DataFrame.from_dict(rows, orient="index", columns=grid)
+
+
+def blank_around(curve: np.ndarray, grid: np.ndarray, steps: np.ndarray,
+                 bad_steps: Iterable[float]) -> np.ndarray:
+    """`curve` (on `grid`, interpolated between finite records at `steps`) with NaN strictly between
+    the finite records on either side of each non-finite record at `bad_steps`: the curve is
+    unknown there, so the run does not count there, rather than count with a made-up value."""
+    curve = curve.copy()
+    for bad in bad_steps:
+        before = steps[steps < bad].max(initial=-np.inf)
+        after = steps[steps > bad].min(initial=np.inf)
+        curve[(grid > before) & (grid < after)] = np.nan
+    return curve
+
+
+def report_curve_gaps(nonfinite: pd.DataFrame, key: str) -> None:
+    """Warn, in one line, which runs logged NaN / ±inf values of `key` (rows of `RunSet.nonfinite`):
+    those points are left out of its curve."""
+    runs = list(dict.fromkeys(nonfinite.loc[nonfinite["key"] == key, "run_id"]))
+    if runs:
+        warn(f"{key}: NaN or infinite values of {len(runs)} run(s) are left out of its curve: "
+             f"{listing(runs)}")
 
 
 def binned(metrics: pd.DataFrame, key: str, x: str, n_bins: int = 50) -> pd.DataFrame:
@@ -526,16 +730,17 @@ def binned(metrics: pd.DataFrame, key: str, x: str, n_bins: int = 50) -> pd.Data
 
 def curve_stats(curves: pd.DataFrame, design: Design, key: str, *,
                 n_resamples: int = 2000, seed: int = SEED) -> pd.DataFrame:
-    """Per config and grid point: n runs covering it, mean, and the 95% percentile bootstrap CI of
-    the mean over seeds (`curves` from `resample` or `binned`; runs outside `design` ignored)."""
+    """Per config and grid point: n runs with a finite value there, their mean, and the 95%
+    percentile bootstrap CI of the mean over seeds (`curves` from `resample` or `binned`; runs
+    outside `design` ignored)."""
     rows = []
     table = design.table[design.table["run_id"].isin(curves.index)]
     for config, runs in _groups(table, design.keys):
         values = curves.loc[_sort(runs, ["seed", "run_id"])["run_id"]].to_numpy(float)
-        n = np.isfinite(values).sum(axis=0)
-        mean = np.where(n > 0, np.nansum(values, axis=0) / np.maximum(n, 1), np.nan)
+        masks = np.isfinite(values)  # NaN / ±inf points are left out of every statistic
+        n = masks.sum(axis=0)
+        mean = np.where(n > 0, np.where(masks, values, 0).sum(axis=0) / np.maximum(n, 1), np.nan)
         low, high = np.full(len(n), np.nan), np.full(len(n), np.nan)
-        masks = np.isfinite(values)
         for pattern in {tuple(col) for col in masks.T}:
             cols = np.all(np.array(pattern) == masks.T, axis=1)
             chosen = values[np.array(pattern)][:, cols]
@@ -570,7 +775,8 @@ def vs_hard_max_markdown(table: pd.DataFrame, design: Design, *,
         f"{CONFIDENCE:.0%} percentile bootstrap CI ({n_resamples} resamples, the two sets of "
         "seeds resampled independently). P(better) = fraction of (seed at τ, seed at τ = 0) pairs "
         "in which τ is better, ties counting ½: higher is better for returns, lower for errors, "
-        "lower |bias| for biases. n = seeds at τ / seeds at τ = 0.",
+        "lower |bias| for biases. n = seeds at τ / seeds at τ = 0; diverged = runs at τ / at "
+        "τ = 0 that diverged (never averaged).",
     ]
     if table.empty:
         lines += ["", "No τ > 0 config has τ = 0 runs to compare with."]
@@ -578,12 +784,13 @@ def vs_hard_max_markdown(table: pd.DataFrame, design: Design, *,
         lines += ["", f"## {describe(group)}", "",
                   f"| metric | better | {' | '.join(_HEADERS.get(k, k) for k in tau_keys)} "
                   "| mean (τ) | mean (τ = 0) "
-                  "| Δ [95% CI] | P(better) | n |",
-                  "|" + " --- |" * (len(tau_keys) + 7)]
+                  "| Δ [95% CI] | P(better) | n | diverged |",
+                  "|" + " --- |" * (len(tau_keys) + 8)]
         for _, r in rows.iterrows():
             settings = " | ".join(str(r[k]).replace("|", "\\|") for k in tau_keys)
             lines.append(
                 f"| {r['metric']} | {r['better']} | {settings} | {_fmt(r['mean'])} | "
                 f"{_fmt(r['mean_hard'])} | {_fmt(r['diff'])} [{_fmt(r['ci_low'])}, "
-                f"{_fmt(r['ci_high'])}] | {_fmt(r['p_improvement'])} | {r['n']}/{r['n_hard']} |")
+                f"{_fmt(r['ci_high'])}] | {_fmt(r['p_improvement'])} | {r['n']}/{r['n_hard']} | "
+                f"{r['n_diverged']}/{r['n_diverged_hard']} |")
     return "\n".join(lines) + "\n"

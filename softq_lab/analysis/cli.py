@@ -68,7 +68,8 @@ def build_parser(prog: str = PROG, description: str | None = None) -> argparse.A
                    help="config keys (shell patterns) that do not distinguish configs, in addition"
                         f" to: {' '.join(aggregate.DEFAULT_IGNORE)}")
     p.add_argument("--include-partial", action="store_true",
-                   help="also use killed and failed runs in the statistics")
+                   help="also use killed, preempted and failed runs in the statistics (diverged "
+                        "runs are never averaged)")
     p.add_argument("--grid-points", type=int, default=101, metavar="N",
                    help="points of the common step grid for curves (default 101)")
     p.add_argument("--n-resamples", type=int, default=aggregate.N_RESAMPLES, metavar="N",
@@ -109,18 +110,22 @@ def load(args: argparse.Namespace) -> RunSet:
 
 def curve_frames(runset: RunSet, design: aggregate.Design, keys: Sequence[str], *,
                  grid_points: int, n_resamples: int, seed: int) -> pd.DataFrame:
-    """Curve statistics of each logged key on its common step grid (included runs only)."""
+    """Curve statistics of each logged key on its common step grid (included runs only); NaN /
+    ±inf values are left out (`aggregate.resample`), one warning per key."""
     metrics = runset.metrics[runset.metrics["run_id"].isin(design.table["run_id"])]
+    nonfinite = runset.nonfinite[runset.nonfinite["run_id"].isin(design.table["run_id"])]
     frames = []
     for key in keys:
         if key not in metrics.columns or not metrics[key].notna().any():
             continue
+        aggregate.report_curve_gaps(nonfinite, key)
         grid = aggregate.step_grid(metrics, key, grid_points)
-        curves = aggregate.resample(metrics, key, grid)
+        curves = aggregate.resample(metrics, key, grid, nonfinite)
         frames.append(aggregate.curve_stats(curves, design, key, n_resamples=n_resamples,
                                             seed=seed))
     for key, x in EPISODE_CURVES:
         if key in metrics.columns and x in metrics.columns and metrics[key].notna().any():
+            aggregate.report_curve_gaps(nonfinite, key)
             curves = aggregate.binned(metrics, key, x)
             stats = aggregate.curve_stats(curves, design, key, n_resamples=n_resamples, seed=seed)
             frames.append(stats.assign(x_name=x))
@@ -224,8 +229,10 @@ def run(argv: Sequence[str] | None, parts: Sequence[str], prog: str = PROG,
     _print_warnings(caught, prog)
     n_configs = len(results.summary.drop_duplicates(results.design.keys)) if len(
         results.summary) else 0
-    print(f"{prog}: {len(runset.runs)} runs ({len(results.design.table)} used, {n_configs} "
-          f"configs) → {len(written)} files in {args.out}")
+    n_diverged = len(results.design.diverged)
+    diverged = f", {n_diverged} diverged" if n_diverged else ""
+    print(f"{prog}: {len(runset.runs)} runs ({len(results.design.table)} used{diverged}, "
+          f"{n_configs} configs) → {len(written)} files in {args.out}")
     return 0
 
 

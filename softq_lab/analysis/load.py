@@ -1,19 +1,25 @@
 """Loading runs: from run directories on disk (see docs/run-files.md) or from a wandb project.
 
-The result is a `RunSet` of two pandas frames:
+The result is a `RunSet` of three pandas frames:
 
 - `RunSet.runs`: one row per run: `run_id`, `run_path`, `source` (`local` / `wandb`), `status`
-  (`finished`, `diverged`, `failed`, `killed`; wandb may also say `running`), `partial` (status is not
-  `finished`), `error` (a failed run's one-line error), `status_step` (step in status.json),
-  `last_step` (last logged step), `n_rows`, `skipped_lines` (corrupt / half-written lines of
-  metrics.jsonl that were skipped), `elapsed_s` (last `perf/elapsed_s`), every leaf of the run's
-  resolved config flattened into a column (see `flatten_config`), and the last logged value of
-  every metric (column named by the metric key, e.g. `eval/return_mean`).
+  (`STATUSES`: `finished`, `diverged`, `failed`, `killed`, `preempted`; wandb may also say
+  `running`), `partial` (status is not `finished`), `error` (the one-line error of status.json),
+  `status_step` (step in status.json), `last_step` (last logged step), `n_rows`, `skipped_lines`
+  (corrupt / half-written lines of metrics.jsonl that were skipped), `n_nonfinite` (NaN / ±inf
+  values it logged), `elapsed_s` (last `perf/elapsed_s`), every leaf of the run's resolved config
+  flattened into a column (see `flatten_config`), and the last finite logged value of every metric
+  (column named by the metric key, e.g. `eval/return_mean`).
 - `RunSet.metrics`: the tidy frame, one row per run and logged step: `run_id`, `step`, the config
   columns that identify a run (`KEY_COLUMNS` present in any run, plus every config column whose
   value differs between the loaded runs; constant ones are in `runs`), then one column per metric
   key. Records logged at the same step are merged into one row; a key logged twice at the same step
   (e.g. two episodes ending at one step) gives a second row at that step rather than being lost.
+  Its values are finite: NaN there means "no finite value logged".
+- `RunSet.nonfinite`: every NaN / ±inf value a run logged, one row each: `run_id`, `step`, `key`,
+  `value` (usually empty: a run that diverges stops at its last finite records, but older runs and
+  hand-written files may hold some). They are kept apart so that a logged NaN is not mistaken for a
+  key that was not logged, and so that no mean over `metrics` can meet one.
 
 A run directory is a directory holding `config.yaml` or `metrics.jsonl`; any mix of run directories
 and directories containing them (Hydra multirun dirs, `outputs/`, ...) is searched recursively,
@@ -32,7 +38,8 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +52,8 @@ METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 PERF_FILE = "perf.jsonl"
 SKIP_DIRS = frozenset({".hydra", "wandb", "__pycache__"})
+#: What status.json can say (see docs/run-files.md); every status but `finished` is partial.
+STATUSES = ("finished", "diverged", "failed", "killed", "preempted")
 
 #: Config columns that identify a run; always carried into the tidy frame when present.
 KEY_COLUMNS = (
@@ -56,9 +65,12 @@ RENAMES = {"env.name": "env", "network.name": "network"}
 #: Per-run columns that are not config or metrics.
 META_COLUMNS = (
     "run_id", "run_path", "source", "status", "partial", "error", "status_step", "last_step",
-    "n_rows", "skipped_lines", "elapsed_s",
+    "n_rows", "skipped_lines", "n_nonfinite", "elapsed_s",
 )
-CACHE_VERSION = "1"
+#: Columns of one run's non-finite values (`RunSet.nonfinite` adds `run_id` in front).
+NONFINITE_COLUMNS = ("step", "key", "value")
+_NONFINITE_DTYPES = {"run_id": object, "step": np.int64, "key": object, "value": np.float64}
+CACHE_VERSION = "2"
 
 
 class AnalysisError(Exception):
@@ -74,13 +86,23 @@ def warn(message: str) -> None:
     warnings.warn(message, AnalysisWarning, stacklevel=2)
 
 
+def nonfinite_frame(rows: Iterable[Sequence[Any]] = (), *, run_id: bool = False) -> pd.DataFrame:
+    """A frame of non-finite values from (step, key, value) rows (with `run_id` first if `run_id`)."""
+    columns = ["run_id", *NONFINITE_COLUMNS] if run_id else list(NONFINITE_COLUMNS)
+    values = list(zip(*rows, strict=True)) or [()] * len(columns)
+    return pd.DataFrame({c: np.array(v, dtype=_NONFINITE_DTYPES[c])
+                         for c, v in zip(columns, values, strict=True)})
+
+
 @dataclass
 class RunSet:
-    """Loaded runs: `runs` (one row per run) and `metrics` (one row per run and step)."""
+    """Loaded runs: `runs` (one row per run), `metrics` (one row per run and step, finite values)
+    and `nonfinite` (every NaN / ±inf logged: run_id, step, key, value)."""
 
     runs: pd.DataFrame
     metrics: pd.DataFrame
     config_columns: list[str] = field(default_factory=list)
+    nonfinite: pd.DataFrame = field(default_factory=lambda: nonfinite_frame(run_id=True))
 
     @property
     def metric_columns(self) -> list[str]:
@@ -151,12 +173,14 @@ def _yaml_loader() -> Any:
 # ----------------------------------------------------------------------------------------- metrics
 
 
-def parse_jsonl(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Parse a metrics file into a frame (one row per valid line, file order) and the problems met.
+def parse_jsonl(path: Path) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+    """Parse a metrics file into a frame (one row per valid line, file order), the problems met,
+    and the non-finite values logged (`nonfinite_frame`: step, key, value).
 
     A line that is not a JSON object with a numeric `step` is skipped (the last line of a killed run
     may be cut short). Values are converted to float64 (non-numbers become NaN); `step` to int64.
-    Parsed by pyarrow when every line is valid, else line by line.
+    A logged NaN or ±inf goes to the non-finite frame and is NaN in the frame, like a key the line
+    did not log. Parsed by pyarrow when every line is valid, else line by line.
     """
     raw = path.read_bytes()
     problems: list[str] = []
@@ -166,13 +190,13 @@ def parse_jsonl(path: Path) -> tuple[pd.DataFrame, list[str]]:
             problems.append(f"{path}: skipped a half-written last line")
             raw = head + b"\n" if head else b""
     if not raw.strip():
-        return _coerce(pd.DataFrame({"step": []})), problems
+        return _coerce(pd.DataFrame({"step": []})), problems, nonfinite_frame()
     try:
-        frame = _parse_arrow(raw)
+        frame, nonfinite = _parse_arrow(raw)
     except ValueError:  # pyarrow's ArrowInvalid is a ValueError
-        frame, corrupt = _parse_lines(raw, path)
+        frame, corrupt, nonfinite = _parse_lines(raw, path)
         problems.extend(corrupt)
-    return _coerce(frame), problems
+    return _coerce(frame), problems, nonfinite
 
 
 def _record(line: bytes) -> dict[str, Any] | None:
@@ -184,8 +208,9 @@ def _record(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and _is_step(record.get("step")) else None
 
 
-def _parse_arrow(raw: bytes) -> pd.DataFrame:
-    """All lines at once with pyarrow; raises ValueError if any line is not a record with a step."""
+def _parse_arrow(raw: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All lines at once with pyarrow: (frame, non-finite values); raises ValueError if any line is
+    not a record with a step."""
     import pyarrow.json as pj
 
     table = pj.read_json(io.BytesIO(raw), read_options=pj.ReadOptions(block_size=1 << 22))
@@ -194,11 +219,42 @@ def _parse_arrow(raw: bytes) -> pd.DataFrame:
         raise ValueError("no numeric step column")
     if not np.isfinite(frame["step"].to_numpy(dtype="float64")).all():
         raise ValueError("a line without a step")
-    return frame
+    return frame, _nonfinite_in_table(table)
 
 
-def _parse_lines(raw: bytes, path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Line by line, skipping (and reporting) lines that are not records with a step."""
+def _nonfinite_in_table(table: Any) -> pd.DataFrame:
+    """(step, key, value) of every NaN / ±inf in the float columns of a pyarrow table (a key a line
+    did not log is null there, not NaN)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts = []
+    for name in table.column_names:
+        column = table.column(name)
+        if name == "step" or not pa.types.is_floating(column.type):
+            continue
+        bad = pc.fill_null(pc.invert(pc.is_finite(column)), False)
+        if pc.any(bad).as_py():
+            steps = pc.filter(table.column("step"), bad).to_numpy(zero_copy_only=False)
+            values = pc.filter(column, bad).to_numpy(zero_copy_only=False)
+            parts.extend(zip(steps, [name] * len(steps), values, strict=True))
+    return nonfinite_frame(parts)
+
+
+def nonfinite_in_records(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """(step, key, value) of every NaN / ±inf float in `records` (each a record with a `step`)."""
+    return nonfinite_frame(
+        (record["step"], key, value)
+        for record in records
+        for key, value in record.items()
+        if key != "step" and isinstance(value, float) and not math.isfinite(value)
+    )
+
+
+
+def _parse_lines(raw: bytes, path: Path) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+    """Line by line, skipping (and reporting) lines that are not records with a step: (frame,
+    problems, non-finite values)."""
     records, problems = [], []
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
@@ -209,7 +265,7 @@ def _parse_lines(raw: bytes, path: Path) -> tuple[pd.DataFrame, list[str]]:
         else:
             records.append(record)
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame({"step": []})
-    return frame, problems
+    return frame, problems, nonfinite_in_records(records)
 
 
 def _is_step(value: Any) -> bool:
@@ -217,7 +273,8 @@ def _is_step(value: Any) -> bool:
 
 
 def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
-    """`step` as int64, every other column as float64 (bools → 0/1, other non-numbers → NaN)."""
+    """`step` as int64, every other column as finite float64 (bools → 0/1, NaN / ±inf and other
+    non-numbers → NaN)."""
     out = {"step": frame["step"].astype("int64")}
     for column in frame.columns:
         if column == "step":
@@ -225,7 +282,8 @@ def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
         values = frame[column]
         if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
             values = values.map(_number, na_action="ignore")
-        out[column] = values.astype("float64")
+        values = values.astype("float64")
+        out[column] = values.where(np.isfinite(values.to_numpy()))
     return pd.DataFrame(out)
 
 
@@ -260,8 +318,9 @@ def merge_steps(frame: pd.DataFrame) -> pd.DataFrame:
     return merged[frame.columns]
 
 
-def read_metrics(path: Path, cache_dir: Path | None) -> pd.DataFrame:
-    """`metrics.jsonl` parsed and merged by step (see `merge_steps`), through the parquet cache.
+def read_metrics(path: Path, cache_dir: Path | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`metrics.jsonl` parsed and merged by step (see `merge_steps`), and its non-finite values
+    (see `parse_jsonl`), through the parquet cache.
 
     Skipped lines are reported as warnings, also when read from the cache. The frame's
     `attrs["skipped_lines"]` holds their number.
@@ -270,16 +329,16 @@ def read_metrics(path: Path, cache_dir: Path | None) -> pd.DataFrame:
     key = {"version": CACHE_VERSION, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     cached = _cache_read(cache_dir, path, key) if cache_dir is not None else None
     if cached is not None:
-        frame, problems = cached
+        frame, problems, nonfinite = cached
     else:
-        parsed, problems = parse_jsonl(path)
+        parsed, problems, nonfinite = parse_jsonl(path)
         frame = merge_steps(parsed)
         if cache_dir is not None:
-            _cache_write(cache_dir, path, key, frame, problems)
+            _cache_write(cache_dir, path, key, frame, problems, nonfinite)
     for problem in problems:
         warn(problem)
     frame.attrs["skipped_lines"] = len(problems)
-    return frame
+    return frame, nonfinite
 
 
 def _cache_file(cache_dir: Path, path: Path) -> Path:
@@ -289,7 +348,7 @@ def _cache_file(cache_dir: Path, path: Path) -> Path:
 
 def _cache_read(
     cache_dir: Path, path: Path, key: dict[str, Any]
-) -> tuple[pd.DataFrame, list[str]] | None:
+) -> tuple[pd.DataFrame, list[str], pd.DataFrame] | None:
     import pyarrow.parquet as pq
 
     file = _cache_file(cache_dir, path)
@@ -298,15 +357,17 @@ def _cache_read(
         if json.loads(meta.get(b"softq.key", b"null")) != key:
             return None
         problems = json.loads(meta[b"softq.problems"])
+        nonfinite = nonfinite_frame(json.loads(meta[b"softq.nonfinite"]))
         frame = pq.read_table(file).to_pandas()
     except (OSError, ValueError, KeyError):
         return None
     frame.attrs = {}
-    return frame, problems
+    return frame, problems, nonfinite
 
 
 def _cache_write(
-    cache_dir: Path, path: Path, key: dict[str, Any], frame: pd.DataFrame, problems: list[str]
+    cache_dir: Path, path: Path, key: dict[str, Any], frame: pd.DataFrame, problems: list[str],
+    nonfinite: pd.DataFrame,
 ) -> None:
     """Best effort: a cache that cannot be written is silently skipped."""
     import pyarrow as pa
@@ -320,6 +381,8 @@ def _cache_write(
         meta = dict(table.schema.metadata or {})
         meta[b"softq.key"] = json.dumps(key).encode()
         meta[b"softq.problems"] = json.dumps(problems).encode()
+        rows = [[int(s), str(k), float(v)] for s, k, v in nonfinite.itertuples(index=False)]
+        meta[b"softq.nonfinite"] = json.dumps(rows).encode()  # JSON with NaN, Infinity tokens
         pq.write_table(table.replace_schema_metadata(meta), tmp)
         os.replace(tmp, file)
     except OSError:
@@ -341,9 +404,10 @@ def default_cache_dir() -> Path:
 def read_status(run_dir: Path) -> tuple[str, str | None, float]:
     """(status, error, step) of a run.
 
-    `status.json` says `finished`, `diverged` or `failed` (with `error`), or `killed` when the trainer saw the
-    interrupt; no `status.json` means the run was killed (or is still running). An unreadable
-    `status.json` is reported and treated as killed.
+    `status.json` says `finished`, `diverged` (a learner metric went non-finite) or `failed` (with
+    `error`), `killed` (SIGINT / SIGTERM) or `preempted` (SIGUSR1 / SIGUSR2, a cluster preemption);
+    no `status.json` means the run was killed without notice (or is still running). An unreadable
+    `status.json` is reported and treated as killed; a status not in `STATUSES` is reported.
     """
     path = run_dir / STATUS_FILE
     if not path.is_file():
@@ -354,7 +418,7 @@ def read_status(run_dir: Path) -> tuple[str, str | None, float]:
     except (ValueError, KeyError, TypeError):
         warn(f"{path}: unreadable; the run is treated as killed")
         return "killed", None, math.nan
-    if name not in ("finished", "diverged", "failed", "killed"):
+    if name not in STATUSES:
         warn(f"{path}: unknown status {name!r}")
     error = status.get("error")
     step = status.get("step")
@@ -387,8 +451,24 @@ def is_run_dir(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file() or (path / METRICS_FILE).is_file()
 
 
+def is_job_stub(path: Path) -> bool:
+    """A job directory that is not a run: `status.json` without `config.yaml` or `metrics.jsonl`
+    (a sweep job whose config was rejected leaves only that and `.hydra/`)."""
+    return (path / STATUS_FILE).is_file() and not is_run_dir(path)
+
+
+def report_job_stub(path: Path) -> str:
+    """Warn, in one line naming `path`, its status and error, that the job directory is not a run;
+    returns its status."""
+    status, error, _ = read_status(path)
+    why = f": {' '.join(error.split())}" if error else ""
+    warn(f"{path}: not a run (status {status}, no {CONFIG_FILE} or {METRICS_FILE}){why}")
+    return status
+
+
 def find_runs(path: str | Path) -> list[Path]:
-    """Every run directory at or below `path` (naturally sorted: job 2 before job 10).
+    """Every run directory at or below `path` (naturally sorted: job 2 before job 10); each job
+    directory that is not a run (`is_job_stub`) is reported and skipped.
 
     Raises `AnalysisError` naming `path` if it does not exist, is empty, or holds no run.
     """
@@ -401,20 +481,24 @@ def find_runs(path: str | Path) -> list[Path]:
         raise AnalysisError(f"{root}: not a run directory (expected a directory with {CONFIG_FILE}"
                             f" or {METRICS_FILE})")
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    stub_statuses: list[str] = []
+    for dirpath, dirnames, _ in os.walk(root):
         here = Path(dirpath)
         if is_run_dir(here):
             found.append(here)
             dirnames[:] = []
             continue
-        if STATUS_FILE in filenames:
-            status, error, _ = read_status(here)
-            why = f": {error}" if error else ""
-            warn(f"{here}: status {status}{why}, but no {CONFIG_FILE} or {METRICS_FILE}; not a run")
+        if is_job_stub(here):
+            stub_statuses.append(report_job_stub(here))
         dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".")]
     if not found:
         if not any(root.iterdir()):
             raise AnalysisError(f"{root}: empty directory, no runs to analyse")
+        if stub_statuses:
+            counts = ", ".join(f"{n} {s}" for s, n in Counter(stub_statuses).items())
+            raise AnalysisError(
+                f"{root}: no runs found, only {len(stub_statuses)} job dir(s) with a {STATUS_FILE} "
+                f"but no {CONFIG_FILE} or {METRICS_FILE} ({counts}; see the warnings)")
         raise AnalysisError(f"{root}: no runs found (a run directory holds {CONFIG_FILE} or "
                             f"{METRICS_FILE})")
     return sorted(found, key=_natural_key)
@@ -437,14 +521,16 @@ def run_ids(paths: list[Path]) -> list[str]:
 
 def load_run(
     run_dir: Path, run_id: str, cache_dir: Path | None
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    """One run: its row of the runs frame (meta + config) and its merged metrics frame."""
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """One run: its row of the runs frame (meta + config), its merged metrics frame and its
+    non-finite values."""
     metrics_path = run_dir / METRICS_FILE
     if metrics_path.is_file():
-        metrics = read_metrics(metrics_path, cache_dir)
+        metrics, nonfinite = read_metrics(metrics_path, cache_dir)
     else:
         metrics = pd.DataFrame({"step": pd.Series([], dtype="int64")})
         metrics.attrs["skipped_lines"] = 0
+        nonfinite = nonfinite_frame()
     status, error, status_step = read_status(run_dir)
     row: dict[str, Any] = {
         "run_id": run_id,
@@ -457,7 +543,7 @@ def load_run(
         "elapsed_s": read_elapsed(run_dir),
     }
     row.update(_prefix_clashes(read_config(run_dir)))
-    return row, metrics
+    return row, metrics, nonfinite
 
 
 def _prefix_clashes(config: dict[str, Any]) -> dict[str, Any]:
@@ -487,16 +573,20 @@ def load_runs(
     directory = None
     if cache:
         directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    rows, frames = [], []
+    rows, frames, nonfinite = [], [], []
     for run_dir, run_id in zip(dirs, run_ids(dirs), strict=True):
-        row, frame = load_run(run_dir, run_id, directory)
+        row, frame, bad = load_run(run_dir, run_id, directory)
         rows.append(row)
         frames.append(frame)
-    return build_runset(rows, frames)
+        nonfinite.append(bad)
+    return build_runset(rows, frames, nonfinite)
 
 
-def build_runset(rows: list[dict[str, Any]], frames: list[pd.DataFrame]) -> RunSet:
-    """Assemble per-run rows (meta + flattened config) and metrics frames into a `RunSet`."""
+def build_runset(
+    rows: list[dict[str, Any]], frames: list[pd.DataFrame], nonfinite: list[pd.DataFrame]
+) -> RunSet:
+    """Assemble per-run rows (meta + flattened config), metrics frames and non-finite values into a
+    `RunSet`."""
     meta = set(META_COLUMNS)
     config_columns = _ordered_config_columns(
         dict.fromkeys(k for row in rows for k in row if k not in meta)
@@ -506,6 +596,7 @@ def build_runset(rows: list[dict[str, Any]], frames: list[pd.DataFrame]) -> RunS
         if column not in runs.columns:
             runs[column] = np.nan
     runs["n_rows"] = [len(f) for f in frames]
+    runs["n_nonfinite"] = [len(f) for f in nonfinite]
     runs["last_step"] = [f["step"].max() if len(f) else np.nan for f in frames]
     runs["partial"] = runs["status"] != "finished"
     lengths = np.array([len(f) for f in frames])
@@ -521,7 +612,16 @@ def build_runset(rows: list[dict[str, Any]], frames: list[pd.DataFrame]) -> RunS
     last = metrics.groupby("run_id", sort=False)[metric_columns].last()
     runs = runs[list(META_COLUMNS) + config_columns]
     runs = runs.join(last, on="run_id")
-    return _assemble(runs, metrics, config_columns)
+    bad = [f.assign(run_id=run_id)
+           for f, run_id in zip(nonfinite, runs["run_id"], strict=True) if len(f)]
+    return _assemble(runs, metrics, config_columns, _concat_nonfinite(bad))
+
+
+def _concat_nonfinite(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """One `RunSet.nonfinite` frame (run_id, step, key, value) from several."""
+    empty = nonfinite_frame(run_id=True)
+    frames = [f[empty.columns] for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else empty
 
 
 def _ordered_config_columns(columns: Iterable[str]) -> list[str]:
@@ -534,7 +634,8 @@ def _strip_config(metrics: pd.DataFrame, config_columns: list[str]) -> pd.DataFr
     return metrics.drop(columns=[c for c in config_columns if c in metrics.columns])
 
 
-def _assemble(runs: pd.DataFrame, metrics: pd.DataFrame, config_columns: list[str]) -> RunSet:
+def _assemble(runs: pd.DataFrame, metrics: pd.DataFrame, config_columns: list[str],
+              nonfinite: pd.DataFrame) -> RunSet:
     """Attach to `metrics` the config columns that identify a run (see module docstring)."""
     carried = [
         c for c in config_columns
@@ -545,7 +646,8 @@ def _assemble(runs: pd.DataFrame, metrics: pd.DataFrame, config_columns: list[st
     front = metrics[["run_id", "step"]].reset_index(drop=True)
     rest = metrics.drop(columns=["run_id", "step"]).reset_index(drop=True)
     tidy = pd.concat([front, pd.DataFrame(attached), rest], axis=1)
-    return RunSet(runs=runs.reset_index(drop=True), metrics=tidy, config_columns=config_columns)
+    return RunSet(runs=runs.reset_index(drop=True), metrics=tidy, config_columns=config_columns,
+                  nonfinite=nonfinite)
 
 
 def combine(*sets: RunSet) -> RunSet:
@@ -564,7 +666,7 @@ def combine(*sets: RunSet) -> RunSet:
     metrics = metrics[["run_id", "step", *metric_columns]]
     last_columns = sorted({c for s in sets for c in s.runs.columns if "/" in c})
     runs = runs[list(META_COLUMNS) + config_columns + last_columns]
-    return _assemble(runs, metrics, config_columns)
+    return _assemble(runs, metrics, config_columns, _concat_nonfinite(s.nonfinite for s in sets))
 
 
 # ------------------------------------------------------------------------------------------ wandb
@@ -591,7 +693,7 @@ def frame_from_wandb_runs(runs: Iterable[WandbRunLike], project: str) -> RunSet:
     keys starting with `_` and `perf/` keys are dropped. Status comes from the wandb state
     (`crashed` → failed, `running` stays `running` and counts as partial).
     """
-    rows, frames = [], []
+    rows, frames, nonfinite = [], [], []
     for run in runs:
         history = list(_wandb_records(run.scan_history()))
         frame = (
@@ -613,9 +715,10 @@ def frame_from_wandb_runs(runs: Iterable[WandbRunLike], project: str) -> RunSet:
         row.update(_prefix_clashes(flatten_config(dict(run.config))))
         rows.append(row)
         frames.append(frame)
+        nonfinite.append(nonfinite_in_records(history))
     if not rows:
         raise AnalysisError(f"wandb:{project}: no runs in the project")
-    return build_runset(rows, frames)
+    return build_runset(rows, frames, nonfinite)
 
 
 def _wandb_records(history: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:

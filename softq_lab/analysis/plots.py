@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
 
-from softq_lab.analysis.aggregate import Design, _groups, _sort
+from softq_lab.analysis.aggregate import Design, _groups, _sort, select
 
 PANEL = (4.4, 3.2)
 LINESTYLES = ("-", "--", ":", "-.")
@@ -127,14 +127,6 @@ def _legend(fig: Figure, axes: np.ndarray, extra: Sequence[Line2D] = ()) -> None
         fig.legend(list(handles.values()), list(handles), loc="outside right center", fontsize=9)
 
 
-def _select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
-    mask = np.ones(len(frame), dtype=bool)
-    for key, value in where.items():
-        column = frame[key]
-        mask &= (column.isna().to_numpy() if pd.isna(value) else (column == value).to_numpy())
-    return frame[mask]
-
-
 def _curves_panel(ax: Axes, stats: pd.DataFrame, design: Design, styler: Styler,
                   band: bool = True, **line_kw) -> bool:
     """Draw one line (and band) per (operator, τ) of `stats`; False if nothing was drawn."""
@@ -165,7 +157,7 @@ def curves_figure(curves: pd.DataFrame, design: Design, keys: Sequence[str], *,
     for row, group in enumerate(groups):
         for col, key in enumerate(keys):
             ax = axes[row, col]
-            stats = _select(curves[curves["metric"] == key], group)
+            stats = select(curves[curves["metric"] == key], group)
             _curves_panel(ax, stats, design, styler)
             if zero_line:
                 ax.axhline(0, color="grey", linewidth=0.8, linestyle=":")
@@ -199,6 +191,7 @@ def final_bias_vs_tau(
 ) -> Figure | None:
     """Final bias against τ (log x) per operator, CI error bars; the hard max as a horizontal line
     with its CI band."""
+    summary = summary[summary["n"] > 0]  # a config whose runs all diverged has no mean
     metrics = [m for m in metrics if (summary["metric"] == m).any()]
     if not metrics or "tau" not in summary.columns:
         return None
@@ -209,7 +202,7 @@ def final_bias_vs_tau(
     for row, group in enumerate(groups):
         for col, metric in enumerate(metrics):
             ax = axes[row, col]
-            rows = _select(summary[summary["metric"] == metric], group)
+            rows = select(summary[summary["metric"] == metric], group)
             hard = rows[rows["tau"] == 0]
             for _, h in hard.iterrows():
                 ax.axhline(h["mean"], color=HARD_COLOR, linewidth=1.6, label="hard max (τ = 0)")
@@ -250,8 +243,8 @@ def q_vs_true(curves: pd.DataFrame, design: Design) -> Figure | None:
     styler = Styler(design)
     for row, group in enumerate(groups):
         ax = axes[row, 0]
-        _curves_panel(ax, _select(curves[curves["metric"] == estimate], group), design, styler)
-        _curves_panel(ax, _select(curves[curves["metric"] == truth], group), design, styler,
+        _curves_panel(ax, select(curves[curves["metric"] == estimate], group), design, styler)
+        _curves_panel(ax, select(curves[curves["metric"] == truth], group), design, styler,
                       band=False, linestyle="--", label="_true", alpha=0.9)
         ax.set_title(_title("estimate (solid) vs truth (dashed)", group, head), fontsize=9)
         _count_axis(ax, "environment steps")
