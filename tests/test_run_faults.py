@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 
+import pandas as pd
 import pytest
 
 from helpers import FAST, softq_train
@@ -92,3 +93,20 @@ def test_ctrl_c_saves_and_says_in_one_line_how_to_resume(tmp_path):
     assert line.startswith(f"softq-train: interrupted (killed) at step {status['step']}; resume with")
     assert f"hydra.run.dir={run}" in line and "resume=true" in line
     assert (run / "checkpoints" / str(status["step"])).is_dir()
+
+
+def test_a_diverged_job_is_counted_by_softq_analyze_and_kept_out_of_its_means(tmp_path):
+    from softq_lab.analysis import cli
+
+    sweep = tmp_path / "sweep"
+    result = softq_train("-m", *FAST, *DIVERGING[1:], "train.every=1", "seed=0", "lr=1e-3,1e30",
+                         f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and "1 of 2 jobs did not finish" in result.stderr
+    out = tmp_path / "analysis"
+    assert cli.main([str(sweep), "--out", str(out), "--no-figures"]) in (0, None)
+    summary = pd.read_csv(out / "summary.csv")
+    by_lr = summary.groupby("lr")[["n", "n_diverged"]].max()
+    assert by_lr.loc[1e30].tolist() == [0, 1]  # counted, never averaged
+    assert by_lr.loc[1e-3].tolist() == [1, 0]
+    used = summary[summary["n"] > 0]
+    assert used["mean"].map(lambda x: x == x and abs(x) != float("inf")).all()
