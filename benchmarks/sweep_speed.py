@@ -282,7 +282,7 @@ print(json.dumps({"startup_s": uptime - start_ticks / os.sysconf("SC_CLK_TCK")})
 
 
 def startup_seconds(repeats: int) -> float:
-    overrides = [*WORKLOAD_A, "total_steps=1000"]
+    overrides = [*WORKLOAD_A, "total_steps=1000", "buffer.learning_starts=999"]
     cmd = [sys.executable, "-c", STARTUP_PROBE.replace("{overrides}", repr(overrides))]
     env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
     subprocess.run(cmd, check=True, env=env, capture_output=True)  # warms the cache

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from softq_lab.core import networks, operators
@@ -172,8 +173,6 @@ def _optimizer(name: Any, kwargs: dict[str, Any]) -> str:
             f"optim.name={name!r}: must be an optax optimizer alias, e.g. adam, adamw, sgd, rmsprop"
         )
     try:  # one update of a tiny tree: a wrong kind of value (`b1=abc`) fails here, not mid-run
-        import jax.numpy as jnp
-
         optimizer = factory(learning_rate=1.0, **kwargs)
         params = {"w": jnp.ones(2)}
         updates, _ = optimizer.update(params, optimizer.init(params), params)
@@ -257,7 +256,7 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
     if batch_size > capacity:
         raise ConfigError(f"batch_size={batch_size}: must be <= buffer.capacity ({capacity})")
     n_step = _integer("n_step", cfg["n_step"])
-    if n_step > capacity:  # an n-step transition must fit in the buffer
+    if n_step > capacity:  # n-step windows are cut from the buffer: n steps must fit in it
         raise ConfigError(f"n_step={n_step}: must be <= buffer.capacity ({capacity})")
 
     max_grad_norm = optim.get("max_grad_norm")
