@@ -485,15 +485,21 @@ def spoiled(tmp_path: Path) -> tuple[list[Path], Path]:
     return dirs, spoiled_run(dirs[5], tau=0.1, seed=1)
 
 
-def test_a_nonfinite_metric_value_is_left_out_of_every_statistic_with_one_warning_per_metric(
-    tmp_path: Path, spoiled: tuple[list[Path], Path], capsys: pytest.CaptureFixture
-) -> None:
-    dirs, bad = spoiled
+def analyse_spoiled(tmp_path: Path, capsys: pytest.CaptureFixture) -> tuple[Path, str]:
+    """softq-analyze on the `spoiled` runs: (its output dir, its stderr)."""
     out = tmp_path / "out"
     code = cli.main([str(tmp_path / "runs"), "--out", str(out), "--no-figures",
                      "--n-resamples", "99"])
     _, stderr = capsys.readouterr()
     assert code == 0, stderr
+    return out, stderr
+
+
+def test_a_nonfinite_metric_value_is_left_out_of_every_statistic_with_one_warning_per_metric(
+    tmp_path: Path, spoiled: tuple[list[Path], Path], capsys: pytest.CaptureFixture
+) -> None:
+    dirs, bad = spoiled
+    out, stderr = analyse_spoiled(tmp_path, capsys)
     warned = [ln for ln in stderr.splitlines() if "is NaN or infinite" in ln]
     assert warned == [
         f"softq-analyze: warning: {m} is NaN or infinite in 1 run(s) (non-finite values in "
@@ -527,11 +533,7 @@ def test_a_nonfinite_point_neither_poisons_a_mean_curve_nor_is_interpolated_over
     tmp_path: Path, spoiled: tuple[list[Path], Path], capsys: pytest.CaptureFixture
 ) -> None:
     _, bad = spoiled
-    out = tmp_path / "out"
-    code = cli.main([str(tmp_path / "runs"), "--out", str(out), "--no-figures",
-                     "--n-resamples", "99"])
-    _, stderr = capsys.readouterr()
-    assert code == 0, stderr
+    out, stderr = analyse_spoiled(tmp_path, capsys)
     assert ("eval/return_mean: NaN or infinite values of 1 run(s) are left out of its curve: "
             "runs/5") in stderr
     curves = pd.read_csv(out / "curves.csv")
