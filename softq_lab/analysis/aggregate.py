@@ -59,6 +59,9 @@ from softq_lab.analysis.load import KEY_COLUMNS, AnalysisError, RunSet, warn
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
 SEED = 0
+#: A CI over fewer seeds than this is reported with a warning: a percentile bootstrap interval over
+#: 2-4 values is too narrow (it cannot reach beyond their range) to be trusted.
+MIN_SEEDS = 5
 
 #: Config keys left out of a config's identity: the seed, and settings that do not change what a run
 #: learns (logging, wandb, Hydra, output locations, devices). Shell-style patterns on column names.

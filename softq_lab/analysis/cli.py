@@ -176,7 +176,8 @@ def _figures(results: Results, extra: Sequence[str]) -> dict[str, Figure]:
     if len(episodes):
         figures["maxbias_left"] = plots.maxbias_left(episodes, design)
     for key in extra:
-        figures[f"curve_{key.replace('/', '_')}"] = plots.curves_figure(steps, design, [key])
+        name = f"curve_{key.replace('/', '_')}"
+        figures[name] = plots.curves_figure(steps, design, [key], name=name)
     return {name: fig for name, fig in figures.items() if fig is not None}
 
 

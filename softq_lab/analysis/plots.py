@@ -1,8 +1,13 @@
 """Figures (matplotlib, Agg canvas: no display needed), each saved as PNG and PDF.
 
 One panel per τ-comparison group (configs equal except in τ and operator); within a panel, one
-colour per τ (black: the hard max, τ = 0) and one line style per operator. Bands are the 95%
-bootstrap CIs of the mean over seeds (see `aggregate.curve_stats`).
+colour per τ, the same in every figure (`tau_color`: black for the hard max, τ = 0, a sequential
+colormap over τ > 0) and one line style per operator. Bands are the 95% bootstrap CIs of the mean
+over seeds (see `aggregate.curve_stats`). A curve of at most `FEW_POINTS` points has a marker at
+each, and one of a single point its CI as an error bar. Every figure's legend is titled with its
+caption: the seeds per config (n) and the CI method. One warning per figure (`check_figure`) says
+when a curve has fewer than 2 points or a CI rests on fewer than `MIN_SEEDS` seeds. Sizes are for a
+paper: one column (3.3 in) for one panel per row, both columns (7 in) for more, 8 pt text.
 
 - `bias_vs_steps`: over-estimation bias (hard and soft return) against steps.
 - `return_vs_steps`: evaluation return against steps.
@@ -15,10 +20,12 @@ bootstrap CIs of the mean over seeds (see `aggregate.curve_stats`).
 
 from __future__ import annotations
 
+import functools
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 import numpy as np
@@ -29,11 +36,27 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
 
-from softq_lab.analysis.aggregate import Design, _groups, _sort, select
+from softq_lab.analysis.aggregate import MIN_SEEDS, Design, _groups, _sort, select
+from softq_lab.analysis.load import warn
 
-PANEL = (4.4, 3.2)
+COLUMN_WIDTH = 3.3  # inches: one column of a two-column paper
+PAGE_WIDTH = 7.0  # inches: both columns
+PANEL_HEIGHT = 2.1  # inches per row of panels
+#: Paper-size type: 8 pt text, 7 pt ticks and legends; TrueType fonts embedded in the PDF.
+STYLE = {
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
+    "ytick.labelsize": 7, "legend.fontsize": 7, "legend.title_fontsize": 7,
+    "figure.titlesize": 8, "lines.linewidth": 1.2, "lines.markersize": 3.5,
+    "pdf.fonttype": 42, "ps.fonttype": 42, "savefig.dpi": 300,
+}
 LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v")
 HARD_COLOR = "black"
+#: τ > 0 runs through this part of the colormap: its dark end would look like the hard max's black.
+TAU_CMAP, TAU_RANGE = "viridis", (0.3, 0.9)
+#: A curve with at most this many points is drawn with a marker at each point.
+FEW_POINTS = 20
+CI_METHOD = "95% percentile-bootstrap CI of the mean over seeds"
 LABELS = {
     "overestimation/bias_hard": "bias vs hard return",
     "overestimation/bias_soft": "bias vs soft return",
@@ -41,35 +64,59 @@ LABELS = {
     "train/episode_return": "training episode return",
     "final_bias_hard": "final bias vs hard return",
     "final_bias_soft": "final bias vs soft return",
+    "maxbias/left": "MaxBias: episodes going left from A",
 }
 
 
 def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
-    """Write `name.png` (150 dpi) and `name.pdf` into `out_dir`."""
+    """Write `name.png` (300 dpi) and `name.pdf` (fonts embedded) into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
+    with matplotlib.rc_context(STYLE):
+        for path in paths:
+            fig.savefig(path)
     return paths
 
 
+def paper_style(make: Callable[..., Figure | None]) -> Callable[..., Figure | None]:
+    """Run a figure function under `STYLE` (fonts sized for a paper column)."""
+    @functools.wraps(make)
+    def wrapped(*args, **kwargs) -> Figure | None:
+        with matplotlib.rc_context(STYLE):
+            return make(*args, **kwargs)
+    return wrapped
+
+
+def tau_color(tau: float, taus: Sequence[float]) -> str | tuple[float, ...]:
+    """The colour of τ in every figure: black for the hard max (τ = 0); for τ > 0, with
+    τ₁ < … < τ_K the distinct τ > 0 of the sweep (`taus`) and τ = τ_k, the colormap `TAU_CMAP` at
+    lo + (hi − lo)·(k − 1)/(K − 1), (lo, hi) = `TAU_RANGE` (the middle when K = 1): a sequential
+    scale, dark to light as τ grows. A τ not in `taus` is grey."""
+    if tau == 0:
+        return HARD_COLOR
+    positive = sorted({float(t) for t in taus if t > 0})
+    if tau not in positive:
+        return "grey"
+    lo, hi = TAU_RANGE
+    k = positive.index(tau)
+    where = (lo + hi) / 2 if len(positive) == 1 else lo + (hi - lo) * k / (len(positive) - 1)
+    return matplotlib.colormaps[TAU_CMAP](where)
+
+
 class Styler:
-    """Colour per τ, line style per operator, consistent across every figure of one design."""
+    """Colour per τ (`tau_color`), line style and marker per operator, the same in every figure of
+    one design."""
 
     def __init__(self, design: Design):
         table = design.table
-        taus = sorted({float(t) for t in table.get("tau", pd.Series(dtype=float)).dropna()
-                       if t > 0})
-        cmap = matplotlib.colormaps["viridis"]
-        self.colors = {t: cmap(0.9 * i / max(1, len(taus) - 1)) for i, t in enumerate(taus)}
+        self.taus = sorted({float(t) for t in table.get("tau", pd.Series(dtype=float)).dropna()})
         operators = [] if "operator" not in table.columns else [
             o for o in dict.fromkeys(table["operator"].astype(str)) if o != "hard"]
         self.styles = {o: LINESTYLES[i % len(LINESTYLES)] for i, o in enumerate(operators)}
+        self.markers = {o: MARKERS[i % len(MARKERS)] for i, o in enumerate(operators)}
 
-    def operator_color(self, operator: object) -> str:
-        """A colour per operator (for plots where x is τ)."""
-        names = list(self.styles)
-        return f"C{names.index(operator) % 10}" if operator in names else "C0"
+    def color(self, tau: float) -> str | tuple[float, ...]:
+        return tau_color(tau, self.taus)
 
     def style(self, setting: dict) -> dict:
         """Line keyword arguments and label of one (operator, τ)."""
@@ -78,12 +125,50 @@ class Styler:
             return {"color": HARD_COLOR, "linestyle": "-", "label": "hard max (τ = 0)"}
         operator = str(setting.get("operator", ""))
         label = f"{operator} τ = {tau:g}" if operator else f"τ = {tau:g}"
-        return {"color": self.colors.get(tau, "grey"),
-                "linestyle": self.styles.get(operator, "-"), "label": label}
+        return {"color": self.color(tau), "linestyle": self.styles.get(operator, "-"),
+                "label": label}
 
 
-def _panels(n_rows: int, n_cols: int) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(PANEL[0] * n_cols + 1.8, PANEL[1] * n_rows + 0.4), layout="constrained")
+def seeds_text(ns: Sequence[int]) -> str:
+    """`n = 3 seeds per config`, or `n = 2–5 seeds per config` when configs differ."""
+    ns = sorted({int(n) for n in ns})
+    if not ns:
+        return "no seeds"
+    counts = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
+    return f"n = {counts} seed{'s' if ns[-1] > 1 else ''} per config"
+
+
+def caption(ns: Sequence[int], shown: str = "lines: mean", ci: str = "bands",
+            fewer_somewhere: bool = False) -> str:
+    """What a figure shows: seeds per config (`ns`, one per config or curve) and the CI method;
+    `fewer_somewhere`: some points rest on fewer seeds (runs that stopped early, episode bins
+    not every run reached)."""
+    fewer = " (fewer at points not every run reached)" if fewer_somewhere else ""
+    return f"{shown} over {seeds_text(ns)}{fewer}; {ci}: {CI_METHOD}"
+
+
+def check_figure(name: str, n_points: Sequence[int], ns: Sequence[int]) -> None:
+    """One warning for figure `name` when a curve has fewer than 2 points (`n_points`, one per
+    curve; drawn as markers) or a config's CIs rest on fewer than `MIN_SEEDS` seeds (`ns`: the
+    seeds of each curve or config)."""
+    problems = []
+    single = sum(1 for k in n_points if k < 2)
+    if single:
+        problems.append(f"{single} of {len(n_points)} curves have fewer than 2 points (one "
+                        "evaluation per run? eval.every ≥ total_steps); drawn as markers")
+    few = sorted({int(n) for n in ns if n < MIN_SEEDS})
+    if few:
+        problems.append(f"CIs rest on fewer than {MIN_SEEDS} seeds ({seeds_text(few)}): "
+                        "too few for a reliable bootstrap interval")
+    if problems:
+        warn(f"figure {name}: {'; '.join(problems)}")
+
+
+def _panels(n_rows: int, n_cols: int, legend_rows: int = 2) -> tuple[Figure, np.ndarray]:
+    """A figure one column wide (one panel per row) or a page wide (more), legend below."""
+    width = COLUMN_WIDTH if n_cols == 1 else PAGE_WIDTH
+    fig = Figure(figsize=(width, PANEL_HEIGHT * n_rows + 0.45 + 0.14 * legend_rows),
+                 layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     return fig, axes
@@ -103,19 +188,25 @@ def _titles(design: Design) -> tuple[list[dict], str]:
     return groups, head
 
 
-def _title(what: str, group: dict, constant_title: str) -> str:
+def _chars(width_in: float) -> int:
+    """About how many 8 pt characters fit in `width_in` inches."""
+    return int(width_in * 16)
+
+
+def _title(ax: Axes, what: str, group: dict, constant_title: str) -> None:
     """`what`, then (wrapped) the group keys that are not the same for every panel."""
     shown = [f"{k}={v}" for k, v in group.items() if f"{k}={v}" not in constant_title.split(", ")]
-    return "\n".join([what, *textwrap.wrap(", ".join(shown), width=int(PANEL[0] * 11))])
+    width = _chars(ax.figure.get_figwidth() / ax.get_gridspec().ncols)
+    ax.set_title("\n".join([what, *textwrap.wrap(", ".join(shown), width=width)]))
 
 
 def _suptitle(fig: Figure, text: str) -> None:
     if text:
-        width = int(fig.get_figwidth() * 9)
-        fig.suptitle("\n".join(textwrap.wrap(text, width=width)), fontsize=10)
+        fig.suptitle("\n".join(textwrap.wrap(text, width=_chars(fig.get_figwidth()))))
 
 
-def _legend(fig: Figure, axes: np.ndarray, extra: Sequence[Line2D] = ()) -> None:
+def _legend(fig: Figure, axes: np.ndarray, text: str, extra: Sequence[Line2D] = ()) -> None:
+    """One legend below the panels, titled with the figure's caption `text` (seeds, CI method)."""
     handles: dict[str, Line2D] = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -123,111 +214,156 @@ def _legend(fig: Figure, axes: np.ndarray, extra: Sequence[Line2D] = ()) -> None
                 handles.setdefault(label, handle)
     for handle in extra:
         handles.setdefault(handle.get_label(), handle)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside right center", fontsize=9)
+    ncols = max(1, min(len(handles), int(fig.get_figwidth() // 1.1)))
+    title = "\n".join(textwrap.wrap(text, width=_chars(fig.get_figwidth()) - 6))
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=ncols,
+               title=title, frameon=False)
+
+
+def _legend_rows(styler: Styler, ncols: int) -> int:
+    """Rows of `_legend` (entries: one per τ and operator, and two for the caption)."""
+    return 2 + math.ceil((len(styler.taus) * max(1, len(styler.styles)) + 2) / ncols)
+
+
+class Curve(NamedTuple):
+    """One drawn curve: its points, the seeds of its config (the most runs at any point) and the
+    fewest runs at any point."""
+
+    points: int
+    seeds: int
+    fewest: int
 
 
 def _curves_panel(ax: Axes, stats: pd.DataFrame, design: Design, styler: Styler,
-                  band: bool = True, **line_kw) -> bool:
-    """Draw one line (and band) per (operator, τ) of `stats`; False if nothing was drawn."""
+                  band: bool = True, **line_kw) -> list[Curve]:
+    """Draw one line (and CI band) per (operator, τ) of `stats`, with markers when it has at most
+    `FEW_POINTS` points, and a CI error bar when it has one. Returns what was drawn (for
+    `check_figure` and `caption`)."""
     tau_keys = [k for k in design.keys if k not in design.group_keys]
-    drawn = False
+    drawn = []
     for setting, rows in _groups(_sort(stats, tau_keys), tau_keys):
         rows = rows.sort_values("x")
         style = {**styler.style(setting), **line_kw}
-        ax.plot(rows["x"], rows["mean"], linewidth=1.6, **style)
-        if band:
+        marker = "o" if len(rows) <= FEW_POINTS else None
+        ax.plot(rows["x"], rows["mean"], marker=marker, **style)
+        if band and len(rows) == 1:
+            err = np.nan_to_num(np.abs(rows[["ci_low", "ci_high"]].to_numpy().T - rows["mean"].to_numpy()))
+            ax.errorbar(rows["x"], rows["mean"], yerr=err, color=style["color"], capsize=2,
+                        linestyle="none", label="_ci")
+        elif band:
             ax.fill_between(rows["x"], rows["ci_low"], rows["ci_high"], color=style["color"],
                             alpha=0.18, linewidth=0)
-        drawn = True
+        drawn.append(Curve(len(rows), int(rows["n"].max()), int(rows["n"].min())))
     return drawn
 
 
+def _report(fig: Figure, axes: np.ndarray, name: str, curves: Sequence[Curve],
+            extra: Sequence[Line2D] = ()) -> None:
+    """The legend with its caption, and `check_figure`'s warning, for a figure of curves."""
+    seeds = [c.seeds for c in curves]
+    ci = "bands (error bars on one-point curves)" if any(c.points == 1 for c in curves) \
+        else "bands"
+    _legend(fig, axes, caption(seeds, ci=ci, fewer_somewhere=any(c.fewest < c.seeds
+                                                                  for c in curves)), extra)
+    check_figure(name, [c.points for c in curves], seeds)
+
+
+@paper_style
 def curves_figure(curves: pd.DataFrame, design: Design, keys: Sequence[str], *,
-                  xlabel: str = "environment steps", ylabel: str | None = None,
-                  zero_line: bool = False,
+                  name: str | None = None, xlabel: str = "environment steps",
+                  ylabel: str | None = None, zero_line: bool = False,
                   ylim: tuple[float, float] | None = None) -> Figure | None:
-    """Rows: groups; columns: the logged `keys`; lines: mean over seeds per (operator, τ)."""
+    """Rows: groups; columns: the logged `keys`; lines: mean over seeds per (operator, τ). `name`
+    (default `curve_<key>`) names the figure in warnings."""
     keys = [k for k in keys if (curves["metric"] == k).any()]
     if not keys:
         return None
+    name = name or f"curve_{keys[0]}"
     groups, head = _titles(design)
-    fig, axes = _panels(len(groups), len(keys))
     styler = Styler(design)
+    fig, axes = _panels(len(groups), len(keys), _legend_rows(styler, 3 if len(keys) == 1 else 6))
+    drawn: list[Curve] = []
     for row, group in enumerate(groups):
         for col, key in enumerate(keys):
             ax = axes[row, col]
-            stats = select(curves[curves["metric"] == key], group)
-            _curves_panel(ax, stats, design, styler)
+            drawn += _curves_panel(ax, select(curves[curves["metric"] == key], group), design,
+                                   styler)
             if zero_line:
                 ax.axhline(0, color="grey", linewidth=0.8, linestyle=":")
             if ylim:
                 ax.set_ylim(*ylim)
-            ax.set_title(_title(LABELS.get(key, key), group, head), fontsize=9)
+            _title(ax, LABELS.get(key, key), group, head)
             _count_axis(ax, xlabel)
             ax.set_ylabel(ylabel or LABELS.get(key, key))
             ax.grid(alpha=0.3)
     _suptitle(fig, head)
-    _legend(fig, axes)
+    _report(fig, axes, name, drawn)
     return fig
 
 
 def bias_vs_steps(curves: pd.DataFrame, design: Design) -> Figure | None:
     """Over-estimation bias (mean q̂ − Monte-Carlo return) against steps, per τ, with CI bands."""
     return curves_figure(curves, design, ["overestimation/bias_hard", "overestimation/bias_soft"],
-                         ylabel="over-estimation bias", zero_line=True)
+                         name="bias_vs_steps", ylabel="over-estimation bias", zero_line=True)
 
 
 def return_vs_steps(curves: pd.DataFrame, design: Design) -> Figure | None:
     """Evaluation return (else training episode return) against steps, per τ, with CI bands."""
     key = "eval/return_mean" if (curves["metric"] == "eval/return_mean").any() \
         else "train/episode_return"
-    return curves_figure(curves, design, [key], ylabel="return")
+    return curves_figure(curves, design, [key], name="return_vs_steps", ylabel="return")
 
 
+@paper_style
 def final_bias_vs_tau(
     summary: pd.DataFrame, design: Design,
     metrics: Sequence[str] = ("final_bias_hard", "final_bias_soft"),
 ) -> Figure | None:
-    """Final bias against τ (log x) per operator, CI error bars; the hard max as a horizontal line
-    with its CI band."""
+    """Final bias against τ (log x): per operator a grey line through its τ, each τ's mean in that
+    τ's colour with its CI error bar; the hard max a black horizontal line with its CI band."""
     summary = summary[summary["n"] > 0]  # a config whose runs all diverged has no mean
     metrics = [m for m in metrics if (summary["metric"] == m).any()]
     if not metrics or "tau" not in summary.columns:
         return None
     groups, head = _titles(design)
-    fig, axes = _panels(len(groups), len(metrics))
     styler = Styler(design)
+    fig, axes = _panels(len(groups), len(metrics), 3)
     ops = [k for k in design.keys if k == "operator"]
+    ns: list[int] = []
     for row, group in enumerate(groups):
         for col, metric in enumerate(metrics):
             ax = axes[row, col]
             rows = select(summary[summary["metric"] == metric], group)
-            hard = rows[rows["tau"] == 0]
-            for _, h in hard.iterrows():
-                ax.axhline(h["mean"], color=HARD_COLOR, linewidth=1.6, label="hard max (τ = 0)")
+            for _, h in rows[rows["tau"] == 0].iterrows():
+                ax.axhline(h["mean"], color=HARD_COLOR, label="hard max (τ = 0)")
                 if np.isfinite(h["ci_low"]):
                     ax.axhspan(h["ci_low"], h["ci_high"], color=HARD_COLOR, alpha=0.12,
                                linewidth=0)
             for setting, sub in _groups(rows[rows["tau"] > 0], ops):
                 sub = sub.sort_values("tau")
-                style = styler.style({**setting, "tau": 1.0})
-                label = f"{setting['operator']} (mean, 95% CI)" if ops else "τ > 0 (mean, 95% CI)"
-                yerr = np.vstack([sub["mean"] - sub["ci_low"], sub["ci_high"] - sub["mean"]])
-                ax.errorbar(sub["tau"], sub["mean"], yerr=np.nan_to_num(yerr),
-                            color=styler.operator_color(setting.get("operator")),
-                            linestyle=style["linestyle"], marker="o", capsize=3, label=label)
+                operator = str(setting.get("operator", ""))
+                marker = styler.markers.get(operator, "o")
+                ax.plot(sub["tau"], sub["mean"], color="grey", linestyle=styler.styles.get(
+                    operator, "-"), marker=marker, markerfacecolor="none",
+                    label=f"{operator or 'τ > 0'} (mean, 95% CI)")
+                for _, r in sub.iterrows():
+                    yerr = np.nan_to_num([[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]])
+                    ax.errorbar([r["tau"]], [r["mean"]], yerr=yerr, color=styler.color(r["tau"]),
+                                marker=marker, capsize=2, linestyle="none", label="_tau")
+            ns += rows["n"].astype(int).tolist()
             ax.set_xscale("log")
             ax.axhline(0, color="grey", linewidth=0.8, linestyle=":")
-            ax.set_title(_title(LABELS.get(metric, metric), group, head), fontsize=9)
+            _title(ax, LABELS.get(metric, metric), group, head)
             ax.set_xlabel("τ (log scale)")
             ax.set_ylabel("final over-estimation bias")
             ax.grid(alpha=0.3, which="both")
     _suptitle(fig, head)
-    _legend(fig, axes)
+    _legend(fig, axes, caption(ns, "points: mean", "error bars and band"))
+    check_figure("final_bias_vs_tau", [], ns)
     return fig
 
 
+@paper_style
 def q_vs_true(curves: pd.DataFrame, design: Design) -> Figure | None:
     """Estimated value (solid, with CI band) and true value (dashed) over training, per τ."""
     pairs = [("overestimation/q_start", "overestimation/return_start_hard",
@@ -239,27 +375,29 @@ def q_vs_true(curves: pd.DataFrame, design: Design) -> Figure | None:
         return None
     estimate, truth, ylabel, est_label, true_label = chosen
     groups, head = _titles(design)
-    fig, axes = _panels(len(groups), 1)
     styler = Styler(design)
+    fig, axes = _panels(len(groups), 1, _legend_rows(styler, 3) + 1)
+    drawn: list[Curve] = []
     for row, group in enumerate(groups):
         ax = axes[row, 0]
-        _curves_panel(ax, select(curves[curves["metric"] == estimate], group), design, styler)
-        _curves_panel(ax, select(curves[curves["metric"] == truth], group), design, styler,
-                      band=False, linestyle="--", label="_true", alpha=0.9)
-        ax.set_title(_title("estimate (solid) vs truth (dashed)", group, head), fontsize=9)
+        for key, kw in ((estimate, {}), (truth, {"band": False, "linestyle": "--",
+                                                 "label": "_true", "alpha": 0.9})):
+            drawn += _curves_panel(ax, select(curves[curves["metric"] == key], group), design,
+                                   styler, **kw)
+        _title(ax, "estimate (solid) vs truth (dashed)", group, head)
         _count_axis(ax, "environment steps")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     _suptitle(fig, head)
     kinds = [Line2D([], [], color="grey", linestyle="-", label=f"{est_label} (solid)"),
              Line2D([], [], color="grey", linestyle="--", label=f"{true_label} (dashed)")]
-    _legend(fig, axes, kinds)
+    _report(fig, axes, "q_vs_true", drawn, kinds)
     return fig
 
 
 def maxbias_left(curves: pd.DataFrame, design: Design) -> Figure | None:
     """Fraction of episodes that went left from A, against episode (binned), per τ."""
-    return curves_figure(curves, design, ["maxbias/left"], xlabel="episode",
+    return curves_figure(curves, design, ["maxbias/left"], name="maxbias_left", xlabel="episode",
                          ylabel="fraction of episodes going left", ylim=(-0.02, 1.02))
 
 
