@@ -101,12 +101,18 @@ def expected_tables(run_dirs: list[Path]) -> tuple[dict, dict]:
             ci = scipy.stats.bootstrap(
                 (x,), np.mean, n_resamples=N_RESAMPLES, method="percentile", rng=rng["rng"](0)
             ).confidence_interval
+            iqm_ci = scipy.stats.bootstrap(
+                (x,), lambda a, axis: scipy.stats.trim_mean(a, 0.25, axis=axis),
+                n_resamples=N_RESAMPLES, method="percentile", rng=rng["rng"](0)
+            ).confidence_interval
             summary[(env, tau, op, metric)] = {
                 "n": len(x),
                 "mean": x.mean(),
                 "iqm": scipy.stats.trim_mean(x, 0.25),
                 "ci_low": ci.low,
                 "ci_high": ci.high,
+                "iqm_ci_low": iqm_ci.low,
+                "iqm_ci_high": iqm_ci.high,
             }
             base = values.get((env, 0.0, "hard"))
             if tau == 0 or base is None:
@@ -128,11 +134,15 @@ def expected_tables(run_dirs: list[Path]) -> tuple[dict, dict]:
                 "lower": lambda v: -v,
                 "closer to 0": lambda v: -abs(v),
             }[better]
-            wins = [
-                1.0 if score(a) > score(b) else 0.5 if score(a) == score(b) else 0.0
-                for a in x
-                for b in y
-            ]
+            def p_better(xs, ys, score=score):
+                wins = [1.0 if score(a) > score(b) else 0.5 if score(a) == score(b) else 0.0
+                        for a in xs for b in ys]
+                return sum(wins) / len(wins)
+
+            p_ci = scipy.stats.bootstrap(
+                (x, y), p_better, n_resamples=N_RESAMPLES, method="percentile", paired=False,
+                vectorized=False, rng=rng["rng"](0)
+            ).confidence_interval
             versus[(env, tau, op, metric)] = {
                 "n": len(x),
                 "n_hard": len(y),
@@ -141,7 +151,9 @@ def expected_tables(run_dirs: list[Path]) -> tuple[dict, dict]:
                 "diff": x.mean() - y.mean(),
                 "ci_low": ci.low,
                 "ci_high": ci.high,
-                "p_improvement": sum(wins) / len(wins),
+                "p_improvement": p_better(x, y),
+                "p_improvement_ci_low": p_ci.low,
+                "p_improvement_ci_high": p_ci.high,
             }
     return summary, versus
 

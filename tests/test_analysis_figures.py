@@ -62,7 +62,7 @@ def test_one_evaluation_per_run_is_drawn_as_one_marker_per_curve_with_one_warnin
         about = [m for m in messages if m.startswith(f"figure {name}:")]
         assert len(about) == 1, (name, messages)
         assert "fewer than 2 points" in about[0] and "fewer than 5 seeds" in about[0]
-        assert "n = 2 seeds" in about[0]
+        assert "(n = 2)" in about[0]
     # the CI of a one-point curve is an error bar: 2 seeds, so its length is finite and positive
     (ax,) = figures["return_vs_steps"].axes
     bars = [c for c in ax.containers if c.get_label() == "_ci"]

@@ -28,9 +28,11 @@ left out of every statistic, with one warning per metric naming the runs (`nonfi
 on either side of a non-finite one (`blank_around`).
 
 Statistics (per config and metric, over seeds): `mean`; `iqm` = `scipy.stats.trim_mean(x, 0.25)`;
-`ci_low`/`ci_high` = the 95% percentile bootstrap interval of the mean, `scipy.stats.bootstrap`
-with `n_resamples` resamples and a generator seeded with `seed` afresh for every interval (so every
-number is reproducible on its own); NaN with fewer than two seeds.
+`ci_low`/`ci_high` and `iqm_ci_low`/`iqm_ci_high` = the 95% percentile bootstrap intervals of the
+mean and of the IQM, `scipy.stats.bootstrap` with `n_resamples` resamples and a generator seeded
+with `seed` afresh for every interval (so every number is reproducible on its own); NaN with fewer
+than two seeds; a table whose intervals rest on fewer than `MIN_SEEDS` seeds says so in one warning
+(`report_few_seeds`).
 
 Versus the hard max (per τ > 0, operator and behaviour τ, within a group of configs equal in every
 config key except those three and seed; `exploration.tau` null counts as the learner's τ, and when the
@@ -39,7 +41,8 @@ group's τ = 0 runs act with several behaviour τ the reference is those acting 
 τ = 0 (in the metric's own units, signed); its CI is the percentile bootstrap of that difference
 with x and y resampled independently (two samples, `paired=False`); `p_improvement` = the
 fraction of pairs (x_i, y_j) in which x_i is better than y_j, ties counting ½, where better means
-higher for returns, lower for errors and lower |value| for biases (`Metric.better`).
+higher for returns, lower for errors and lower |value| for biases (`Metric.better`), with its
+interval `p_improvement_ci_low`/`_high` from the same two-sample bootstrap.
 """
 
 from __future__ import annotations
@@ -469,16 +472,61 @@ def bootstrap_ci(samples: Sequence[np.ndarray], statistic: Callable = _mean_stat
     return (float(low), float(high)) if np.ndim(low) == 0 else (low, high)
 
 
+def improvement_scores(x: np.ndarray, better: str) -> np.ndarray:
+    """`x` mapped so that higher is better: x (`higher`), −x (`lower`), −|x| (`closer to 0`)."""
+    x = np.asarray(x, float)
+    return {"higher": x, "lower": -x, "closer to 0": -np.abs(x)}[better]
+
+
 def probability_of_improvement(x: np.ndarray, y: np.ndarray, better: str) -> float:
-    """The fraction of pairs (x_i, y_j) in which x_i is better than y_j (ties count ½)."""
+    """P(X > Y) = 1/(n·m) Σ_i Σ_j [s(x_i) > s(y_j)] + ½·[s(x_i) = s(y_j)], with s the
+    `improvement_scores` map: the fraction of pairs in which x_i is better (ties count ½; the
+    Mann-Whitney U statistic over n·m, as in rliable)."""
     if not len(x) or not len(y):
         return math.nan
-    a, b = np.asarray(x, float)[:, None], np.asarray(y, float)[None, :]
-    if better == "closer to 0":
-        a, b = -np.abs(a), -np.abs(b)
-    elif better == "lower":
-        a, b = -a, -b
-    return float(np.mean((a > b) + 0.5 * (a == b)))
+    return float(_improvement_stat(better)(np.asarray(x, float), np.asarray(y, float)))
+
+
+def _improvement_stat(better: str) -> Callable[..., np.ndarray]:
+    """`probability_of_improvement` vectorised over leading axes (for `bootstrap_ci`)."""
+    def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        a = improvement_scores(np.moveaxis(x, axis, -1), better)[..., :, None]
+        b = improvement_scores(np.moveaxis(y, axis, -1), better)[..., None, :]
+        return np.mean((a > b) + 0.5 * (a == b), axis=(-2, -1))
+    return statistic
+
+
+def iqm(x: np.ndarray, axis: int = -1) -> np.ndarray | float:
+    """The interquartile mean: the mean of the middle 50% of `x`, `scipy.stats.trim_mean(x, 0.25)`
+    (⌊n/4⌋ values cut from each end)."""
+    return scipy.stats.trim_mean(x, 0.25, axis=axis)
+
+
+def pooled_iqm(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The IQM of all `samples` pooled (rliable's aggregate IQM over the runs of every task); with
+    `bootstrap_ci`, each sample (task) is resampled on its own: a stratified bootstrap."""
+    return iqm(np.concatenate([np.moveaxis(s, axis, -1) for s in samples], axis=-1))
+
+
+def few_seeds(ns: Iterable[int]) -> str | None:
+    """`CIs rest on fewer than 5 seeds (n = 2–3)` when some of the seed counts `ns` (of
+    intervals that were computed: n ≥ 2) is below `MIN_SEEDS`; None otherwise."""
+    few = sorted({int(n) for n in ns if n < MIN_SEEDS})
+    if not few:
+        return None
+    counts = f"{few[0]}" if len(few) == 1 else f"{few[0]}–{few[-1]}"
+    return f"CIs rest on fewer than {MIN_SEEDS} seeds (n = {counts})"
+
+
+def report_few_seeds(table: str, ns: Sequence[int]) -> None:
+    """One warning for `table` when CIs in it rest on fewer than `MIN_SEEDS` seeds (`ns`: the seeds
+    behind each interval)."""
+    text = few_seeds(n for n in ns if n >= 2)
+    if text:
+        n_few = sum(2 <= n < MIN_SEEDS for n in ns)
+        warn(f"{table}: {text} in {n_few} of {len(ns)} rows: percentile bootstrap intervals over "
+             "so few seeds are too narrow (they cannot reach beyond the values seen); "
+             "treat them as rough")
 
 
 def seed_values(rows: pd.DataFrame, metric: str) -> np.ndarray:
@@ -488,15 +536,20 @@ def seed_values(rows: pd.DataFrame, metric: str) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+SAMPLE_STATS = ("mean", "iqm", "ci_low", "ci_high", "iqm_ci_low", "iqm_ci_high")
+
+
 def sample_stats(x: np.ndarray, *, n_resamples: int = N_RESAMPLES,
                  seed: int = SEED) -> dict[str, float]:
-    """`mean`, `iqm`, `ci_low`, `ci_high` of a config's values `x` (all NaN when `x` is empty; the
-    CI NaN with fewer than two values)."""
+    """`mean`, `iqm` of a config's values `x`, and the percentile bootstrap intervals of each:
+    `ci_low`, `ci_high` (mean) and `iqm_ci_low`, `iqm_ci_high` (IQM) (all NaN when `x` is empty;
+    the CIs NaN with fewer than two values)."""
     if not len(x):
-        return dict.fromkeys(("mean", "iqm", "ci_low", "ci_high"), math.nan)
+        return dict.fromkeys(SAMPLE_STATS, math.nan)
     low, high = bootstrap_ci((x,), n_resamples=n_resamples, seed=seed)
-    return {"mean": float(np.mean(x)), "iqm": float(scipy.stats.trim_mean(x, 0.25)),
-            "ci_low": low, "ci_high": high}
+    iqm_low, iqm_high = bootstrap_ci((x,), iqm, n_resamples=n_resamples, seed=seed)
+    return {"mean": float(np.mean(x)), "iqm": float(iqm(x)), "ci_low": low, "ci_high": high,
+            "iqm_ci_low": iqm_low, "iqm_ci_high": iqm_high}
 
 
 def with_diverged(design: Design) -> pd.DataFrame:
@@ -527,8 +580,8 @@ def summarize(design: Design, *, n_resamples: int = N_RESAMPLES, seed: int = SEE
                 "n_diverged": int(runs["diverged"].sum()),
                 **sample_stats(x, n_resamples=n_resamples, seed=seed),
             })
-    columns = [*design.keys, "metric", "better", "n", "n_partial", "n_diverged", "mean", "iqm",
-               "ci_low", "ci_high"]
+    columns = [*design.keys, "metric", "better", "n", "n_partial", "n_diverged", *SAMPLE_STATS]
+    report_few_seeds("summary", [r["n"] for r in rows])
     return _order_rows(pd.DataFrame(rows, columns=columns), design.keys, design.metrics)
 
 
@@ -608,16 +661,24 @@ def acting_alike(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     return runs[runs[BEHAVIOUR_TAU].isin(reference[BEHAVIOUR_TAU])]
 
 
+VERSUS_STATS = ("mean", "mean_hard", "diff", "ci_low", "ci_high", "p_improvement",
+                "p_improvement_ci_low", "p_improvement_ci_high")
+
+
 def versus_stats(x: np.ndarray, y: np.ndarray, better: str, *, n_resamples: int = N_RESAMPLES,
                  seed: int = SEED) -> dict[str, float]:
     """`mean` (of x, the values at τ), `mean_hard` (of y, at τ = 0), `diff`, `ci_low`, `ci_high`
-    (of the difference) and `p_improvement` (see the module docstring); NaN where x is empty."""
-    stats = {"mean": math.nan, "mean_hard": float(np.mean(y)), "diff": math.nan,
-             "ci_low": math.nan, "ci_high": math.nan, "p_improvement": math.nan}
+    (of the difference), `p_improvement` and its interval `p_improvement_ci_low`,
+    `p_improvement_ci_high` (x and y resampled independently; see the module docstring); NaN
+    where x is empty."""
+    stats = dict.fromkeys(VERSUS_STATS, math.nan) | {"mean_hard": float(np.mean(y))}
     if len(x):
         low, high = bootstrap_ci((x, y), _diff_stat, n_resamples=n_resamples, seed=seed)
+        p_low, p_high = bootstrap_ci((x, y), _improvement_stat(better), n_resamples=n_resamples,
+                                     seed=seed)
         stats.update(mean=float(np.mean(x)), diff=float(np.mean(x) - np.mean(y)), ci_low=low,
-                     ci_high=high, p_improvement=probability_of_improvement(x, y, better))
+                     ci_high=high, p_improvement=probability_of_improvement(x, y, better),
+                     p_improvement_ci_low=p_low, p_improvement_ci_high=p_high)
     return stats
 
 
@@ -655,7 +716,8 @@ def vs_hard_max(design: Design, *, n_resamples: int = N_RESAMPLES,
                     **versus_stats(x, y, metric.better, n_resamples=n_resamples, seed=seed),
                 })
     columns = [*design.group_keys, *tau_keys, "metric", "better", "n", "n_hard", "n_diverged",
-               "n_diverged_hard", "mean", "mean_hard", "diff", "ci_low", "ci_high", "p_improvement"]
+               "n_diverged_hard", *VERSUS_STATS]
+    report_few_seeds("vs_hard_max", [min(r["n"], r["n_hard"]) for r in rows])
     return _order_rows(pd.DataFrame(rows, columns=columns), [*design.group_keys, *tau_keys],
                        design.metrics)
 
@@ -777,7 +839,8 @@ def vs_hard_max_markdown(table: pd.DataFrame, design: Design, *,
         f"Δ = mean over seeds at τ − mean at τ = 0 (in the metric's units), with a "
         f"{CONFIDENCE:.0%} percentile bootstrap CI ({n_resamples} resamples, the two sets of "
         "seeds resampled independently). P(better) = fraction of (seed at τ, seed at τ = 0) pairs "
-        "in which τ is better, ties counting ½: higher is better for returns, lower for errors, "
+        "in which τ is better, ties counting ½ (its CI: the same bootstrap); higher is better for "
+        "returns, lower for errors, "
         "lower |bias| for biases. n = seeds at τ / seeds at τ = 0; diverged = runs at τ / at "
         "τ = 0 that diverged (never averaged).",
     ]
@@ -787,13 +850,15 @@ def vs_hard_max_markdown(table: pd.DataFrame, design: Design, *,
         lines += ["", f"## {describe(group)}", "",
                   f"| metric | better | {' | '.join(_HEADERS.get(k, k) for k in tau_keys)} "
                   "| mean (τ) | mean (τ = 0) "
-                  "| Δ [95% CI] | P(better) | n | diverged |",
+                  "| Δ [95% CI] | P(better) [95% CI] | n | diverged |",
                   "|" + " --- |" * (len(tau_keys) + 8)]
         for _, r in rows.iterrows():
             settings = " | ".join(str(r[k]).replace("|", "\\|") for k in tau_keys)
             lines.append(
                 f"| {r['metric']} | {r['better']} | {settings} | {_fmt(r['mean'])} | "
                 f"{_fmt(r['mean_hard'])} | {_fmt(r['diff'])} [{_fmt(r['ci_low'])}, "
-                f"{_fmt(r['ci_high'])}] | {_fmt(r['p_improvement'])} | {r['n']}/{r['n_hard']} | "
+                f"{_fmt(r['ci_high'])}] | {_fmt(r['p_improvement'])} "
+                f"[{_fmt(r['p_improvement_ci_low'])}, {_fmt(r['p_improvement_ci_high'])}] | "
+                f"{r['n']}/{r['n_hard']} | "
                 f"{r['n_diverged']}/{r['n_diverged_hard']} |")
     return "\n".join(lines) + "\n"

@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
 
-from softq_lab.analysis.aggregate import MIN_SEEDS, Design, _groups, _sort, select
+from softq_lab.analysis.aggregate import Design, _groups, _sort, few_seeds, select
 from softq_lab.analysis.load import warn
 
 COLUMN_WIDTH = 3.3  # inches: one column of a two-column paper
@@ -156,10 +156,9 @@ def check_figure(name: str, n_points: Sequence[int], ns: Sequence[int]) -> None:
     if single:
         problems.append(f"{single} of {len(n_points)} curves have fewer than 2 points (one "
                         "evaluation per run? eval.every ≥ total_steps); drawn as markers")
-    few = sorted({int(n) for n in ns if n < MIN_SEEDS})
+    few = few_seeds(ns)
     if few:
-        problems.append(f"CIs rest on fewer than {MIN_SEEDS} seeds ({seeds_text(few)}): "
-                        "too few for a reliable bootstrap interval")
+        problems.append(f"{few}: too few for a reliable bootstrap interval")
     if problems:
         warn(f"figure {name}: {'; '.join(problems)}")
 
