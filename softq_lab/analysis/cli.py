@@ -23,7 +23,7 @@ from typing import NoReturn
 import pandas as pd
 from matplotlib.figure import Figure
 
-from softq_lab.analysis import aggregate, plots
+from softq_lab.analysis import across_envs, aggregate, plots
 from softq_lab.analysis.load import (
     AnalysisError,
     AnalysisWarning,
@@ -75,6 +75,10 @@ def build_parser(prog: str = PROG, description: str | None = None) -> argparse.A
     p.add_argument("--n-resamples", type=int, default=aggregate.N_RESAMPLES, metavar="N",
                    help=f"bootstrap resamples (default {aggregate.N_RESAMPLES})")
     p.add_argument("--seed", type=int, default=aggregate.SEED, help="bootstrap seed (default 0)")
+    p.add_argument("--score-bounds", action="append", default=[], metavar="ENV=LOW:HIGH",
+                   help="normalise ENV's returns across envs as (x - LOW) / (HIGH - LOW), e.g. a "
+                        "random policy's and the maximum return (default: the min and max over "
+                        "the runs on ENV)")
     p.add_argument("--no-cache", action="store_true", help="do not use the parquet cache")
     p.add_argument("--cache-dir", type=Path, metavar="DIR",
                    help="parquet cache (default $SOFTQ_LAB_CACHE or ~/.cache/softq-lab/metrics)")
@@ -92,6 +96,9 @@ class Results:
     vs_hard_max: pd.DataFrame | None = None
     vs_hard_max_md: str | None = None
     curves: pd.DataFrame | None = None
+    across_envs: pd.DataFrame | None = None
+    performance_profile: pd.DataFrame | None = None
+    score_bounds: pd.DataFrame | None = None
     figures: dict[str, Figure] = field(default_factory=dict)
 
 
@@ -101,6 +108,7 @@ def load(args: argparse.Namespace) -> RunSet:
         raise AnalysisError("--grid-points must be at least 2 and --n-resamples at least 1")
     if not args.runs and not args.wandb:
         raise AnalysisError("no runs given: name run directories or --wandb ENTITY/PROJECT")
+    across_envs.parse_bounds(args.score_bounds)  # bad bounds fail before anything is loaded
     sets = []
     if args.runs:
         sets.append(load_runs(args.runs, cache=not args.no_cache, cache_dir=args.cache_dir))
@@ -153,6 +161,9 @@ def analyze(runset: RunSet, args: argparse.Namespace, parts: Sequence[str] = PAR
     base = runset.runs.drop(columns=last)
     results = Results(design, pd.concat([base, included, values, runset.runs[last]], axis=1))
     results.summary = aggregate.summarize(design, **stats)
+    if "tables" in parts or "figures" in parts:
+        results.across_envs, results.performance_profile, results.score_bounds = \
+            across_envs.across_envs(design, across_envs.parse_bounds(args.score_bounds), **stats)
     if "vs_hard_max" in parts:
         results.vs_hard_max = aggregate.vs_hard_max(design, **stats)
         results.vs_hard_max_md = aggregate.vs_hard_max_markdown(
@@ -175,6 +186,9 @@ def _figures(results: Results, extra: Sequence[str]) -> dict[str, Figure]:
     figures["final_bias_vs_tau"] = plots.final_bias_vs_tau(results.summary, design)
     if len(episodes):
         figures["maxbias_left"] = plots.maxbias_left(episodes, design)
+    if results.performance_profile is not None and len(results.performance_profile):
+        figures["performance_profile"] = plots.performance_profile(
+            results.performance_profile, design)
     for key in extra:
         name = f"curve_{key.replace('/', '_')}"
         figures[name] = plots.curves_figure(steps, design, [key], name=name)
@@ -190,6 +204,10 @@ def write(results: Results, out: Path, parts: Sequence[str] = PARTS) -> list[Pat
             results.runs.to_csv(tmp / "runs.csv", index=False)
             results.summary.to_csv(tmp / "summary.csv", index=False)
             results.curves.to_csv(tmp / "curves.csv", index=False)
+            if results.across_envs is not None and len(results.across_envs):
+                results.across_envs.to_csv(tmp / "across_envs.csv", index=False)
+                results.performance_profile.to_csv(tmp / "performance_profile.csv", index=False)
+                results.score_bounds.to_csv(tmp / "score_bounds.csv", index=False)
         if results.vs_hard_max is not None:
             results.vs_hard_max.to_csv(tmp / "vs_hard_max.csv", index=False)
             (tmp / "vs_hard_max.md").write_text(results.vs_hard_max_md)

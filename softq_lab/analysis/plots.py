@@ -16,6 +16,8 @@ paper: one column (3.3 in) for one panel per row, both columns (7 in) for more, 
   greedy policy from them (dashed) over training, as in van Hasselt et al. (2016); where only exact
   values are logged, mean q̂ against mean Q* over all state-action pairs.
 - `maxbias_left`: fraction of episodes going left from A against episode, for MaxBias.
+- `performance_profile`: across envs, the fraction of runs whose normalised score exceeds each
+  threshold, per algorithm (rliable's performance profile; see `across_envs`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
 
-from softq_lab.analysis.aggregate import Design, _groups, _sort, few_seeds, select
+from softq_lab.analysis.aggregate import METRICS, Design, _groups, _sort, few_seeds, select
 from softq_lab.analysis.load import warn
 
 COLUMN_WIDTH = 3.3  # inches: one column of a two-column paper
@@ -405,3 +407,37 @@ FIGURES = {
     "return_vs_steps": return_vs_steps,
     "q_vs_true": q_vs_true,
 }
+
+
+@paper_style
+def performance_profile(profile: pd.DataFrame, design: Design) -> Figure | None:
+    """rliable's performance profile: per score metric a panel, per algorithm (config without
+    env) the fraction of runs whose min-max-normalised score exceeds each threshold, each env
+    weighing the same, with its stratified bootstrap band (`across_envs`)."""
+    if profile.empty:
+        return None
+    keys = [k for k in design.keys if k in profile.columns]
+    metrics = list(dict.fromkeys(profile["metric"]))
+    styler = Styler(design)
+    fig, axes = _panels(1, len(metrics), _legend_rows(styler, 3 if len(metrics) == 1 else 6))
+    varying = [k for k in keys if k not in ("tau", "operator") and profile[k].nunique() > 1]
+    for ax, metric in zip(axes.flat, metrics, strict=True):
+        for algorithm, rows in _groups(_sort(profile[profile["metric"] == metric], keys), keys):
+            style = styler.style(algorithm)
+            if varying:
+                style["label"] += ", " + ", ".join(f"{k}={algorithm[k]}" for k in varying)
+            ax.plot(rows["threshold"], rows["fraction"], **style)
+            ax.fill_between(rows["threshold"], rows["ci_low"], rows["ci_high"],
+                            color=style["color"], alpha=0.18, linewidth=0)
+        ax.set_title(f"{METRICS[metric].label} across envs" if metric in METRICS else metric)
+        ax.set_xlabel("normalised score threshold t")
+        ax.set_ylabel("fraction of runs with score > t")
+        ax.grid(alpha=0.3)
+    seeds = design.table.groupby(design.keys, dropna=False, sort=False).size().tolist()
+    envs = ", ".join(map(str, sorted(design.table["env"].unique())))
+    text = (f"{seeds_text(seeds).replace('per config', 'per config and env')} on {envs}; "
+            "scores min-max-normalised per env (score_bounds.csv); bands: 95% stratified "
+            "percentile-bootstrap CI (each env's seeds resampled on their own)")
+    _legend(fig, axes, text)
+    check_figure("performance_profile", [], seeds)
+    return fig
