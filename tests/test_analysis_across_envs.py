@@ -46,6 +46,11 @@ def hand_iqm(x: np.ndarray) -> float:
     return float(x[cut: len(x) - cut].mean())
 
 
+def p_better(x: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of pairs (x_i, y_j) with x_i > y_j, ties ½."""
+    return float(np.mean([(a > b) + 0.5 * (a == b) for a in x for b in y]))
+
+
 def test_normalised_iqm_and_its_stratified_interval_equal_a_hand_written_bootstrap(
     two_envs: Path,
 ) -> None:
@@ -141,3 +146,32 @@ def test_a_bad_score_bound_is_a_one_line_error(two_envs: Path, tmp_path: Path,
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "ENV=LOW:HIGH" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_probability_of_improvement_across_envs_averages_the_envs_and_has_its_interval(
+    two_envs: Path,
+) -> None:
+    design = aggregate.prepare(load_runs([two_envs], cache=False))
+    with pytest.warns(AnalysisWarning):
+        table, _, _ = across_envs(design, n_resamples=B, seed=2)
+    values = final_returns(two_envs)
+    rows = table[table["metric"] == "final_return"].set_index("tau")
+    per_env = {}
+    for env in ENVS:
+        at = values[values["env"] == env]
+        x = at[at["tau"] == 0.1].sort_values("seed")["final_return"].to_numpy()
+        y = at[at["tau"] == 0].sort_values("seed")["final_return"].to_numpy()
+        per_env[env] = (x, y)
+    assert rows.loc[0.1, "p_improvement"] == pytest.approx(
+        np.mean([p_better(x, y) for x, y in per_env.values()]))
+    rng = np.random.default_rng(2)  # x then y of each env, envs in name order
+    draws = [s[rng.integers(0, len(s), (B, len(s)))] for pair in per_env.values() for s in pair]
+    stats = [np.mean([p_better(draws[2 * e][b], draws[2 * e + 1][b]) for e in range(2)])
+             for b in range(B)]
+    assert (rows.loc[0.1, "p_improvement_ci_low"], rows.loc[0.1, "p_improvement_ci_high"]) == \
+        pytest.approx(tuple(np.percentile(stats, [2.5, 97.5])))
+    assert np.isnan(rows.loc[0.0, "p_improvement"])
+    # τ = 1 ran on cartpole only: its P is cartpole's alone
+    x = values[(values["env"] == "cartpole") & (values["tau"] == 1.0)]["final_return"]
+    y = per_env["cartpole"][1]
+    assert rows.loc[1.0, "p_improvement"] == pytest.approx(p_better(x.to_numpy(), y))

@@ -15,6 +15,11 @@ With S_e the scores of an algorithm's runs on env e:
 - `iqm_ci_low`, `iqm_ci_high` (and `mean_ci_*`): 95% percentile **stratified** bootstrap: each
   env's runs are resampled on their own (`scipy.stats.bootstrap` with one sample per env,
   `paired=False`), then pooled;
+- `p_improvement` (τ > 0 algorithms): rliable's average probability of improvement over the
+  hard max, (1/E) Σ_e P(X_e > Y_e), with X_e this algorithm's returns on env e and Y_e those of the
+  τ = 0 algorithm equal in every other key (acting alike: `aggregate.hard_reference`), P the
+  fraction of pairs in which x beats y, ties ½, over the E envs both ran on; its CI,
+  `p_improvement_ci_low`/`_high`, resamples each X_e and Y_e on its own;
 - performance profile: F(t) = (1/E) Σ_e |{s ∈ S_e : s > t}| / |S_e|, the fraction of runs scoring
   above t, each env weighing the same, on a grid of thresholds t, with the same stratified
   bootstrap CI at each t.
@@ -30,13 +35,17 @@ import pandas as pd
 from softq_lab.analysis.aggregate import (
     N_RESAMPLES,
     SEED,
+    TAU_KEYS,
     Design,
     _groups,
+    _improvement_stat,
     _sort,
     bootstrap_ci,
+    hard_reference,
     pooled_iqm,
     report_few_seeds,
     seed_values,
+    select,
 )
 from softq_lab.analysis.load import AnalysisError, warn
 
@@ -127,6 +136,43 @@ def profile_stat(thresholds: np.ndarray) -> Callable[..., np.ndarray]:
     return statistic
 
 
+def mean_improvement_stat(n_envs: int) -> Callable[..., np.ndarray]:
+    """(1/E) Σ_e P(X_e > Y_e) of samples given as x_1, y_1, …, x_E, y_E (higher is better),
+    vectorised over resamples (for `bootstrap_ci`)."""
+    pair = _improvement_stat("higher")
+
+    def statistic(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean([pair(samples[2 * e], samples[2 * e + 1], axis=axis)
+                        for e in range(n_envs)], axis=0)
+    return statistic
+
+
+def improvement_over_hard(design: Design, algorithm: dict, runs: pd.DataFrame, metric: str, *,
+                          n_resamples: int, seed: int) -> dict[str, float]:
+    """`p_improvement` and its CI of `algorithm` (its `runs`) over the hard max (see the module
+    docstring); NaN for τ = 0, or without τ = 0 runs on a shared env."""
+    out = dict.fromkeys(IMPROVEMENT_COLUMNS, float("nan"))
+    if algorithm.get("tau", 0) == 0:
+        return out
+    others = {k: v for k, v in algorithm.items() if k not in TAU_KEYS}
+    hard = select(design.table[design.table["tau"] == 0], others)
+    hard = hard_reference(hard, algorithm) if len(hard) else hard
+    pairs = []
+    for env, rows in runs.groupby("env", sort=True):
+        x, y = seed_values(rows, metric), seed_values(hard[hard["env"] == env], metric)
+        if len(x) and len(y):
+            pairs += [x, y]
+    if not pairs:
+        return out
+    statistic = mean_improvement_stat(len(pairs) // 2)
+    low, high = bootstrap_ci(tuple(pairs), statistic, n_resamples=n_resamples, seed=seed)
+    return {"p_improvement": float(statistic(*pairs)), "p_improvement_ci_low": low,
+            "p_improvement_ci_high": high}
+
+
+IMPROVEMENT_COLUMNS = ("p_improvement", "p_improvement_ci_low", "p_improvement_ci_high")
+
+
 def _algorithms(design: Design) -> list[tuple[dict, pd.DataFrame]]:
     keys = algorithm_keys(design.keys)
     return list(_groups(_sort(design.table, keys), keys))
@@ -146,7 +192,7 @@ def across_envs(design: Design, bounds: Bounds | None = None, *,
     keys = algorithm_keys(design.keys)
     metrics = [m.name for m in design.metrics if m.name in SCORE_METRICS]
     summary_cols = [*keys, "metric", "n_envs", "n", "mean", "mean_ci_low", "mean_ci_high", "iqm",
-                    "iqm_ci_low", "iqm_ci_high"]
+                    "iqm_ci_low", "iqm_ci_high", *IMPROVEMENT_COLUMNS]
     profile_cols = [*keys, "metric", "threshold", "fraction", "ci_low", "ci_high"]
     summary, profile, limits, seeds = [], [], [], []
     if not check_envs(design):
@@ -155,12 +201,12 @@ def across_envs(design: Design, bounds: Bounds | None = None, *,
     for metric in metrics:
         env_bounds = score_bounds(design, metric, bounds)
         limits.append(env_bounds)
-        by_algorithm = [(a, scores_by_env(runs, metric, env_bounds))
-                        for a, runs in _algorithms(design)]
+        algorithms = _algorithms(design)
+        by_algorithm = [(a, scores_by_env(runs, metric, env_bounds)) for a, runs in algorithms]
         top = max((s.max() for _, scores in by_algorithm for s in scores.values()), default=1.0)
         bottom = min((s.min() for _, scores in by_algorithm for s in scores.values()), default=0.0)
         thresholds = np.linspace(min(0.0, bottom), max(1.0, top), N_THRESHOLDS)
-        for algorithm, scores in by_algorithm:
+        for (algorithm, scores), (_, runs) in zip(by_algorithm, algorithms, strict=True):
             if not scores:
                 continue
             samples = tuple(scores.values())
@@ -170,6 +216,8 @@ def across_envs(design: Design, bounds: Bounds | None = None, *,
                 samples, _pooled_mean, n_resamples=n_resamples, seed=seed)
             stats["iqm_ci_low"], stats["iqm_ci_high"] = bootstrap_ci(
                 samples, pooled_iqm, n_resamples=n_resamples, seed=seed)
+            stats |= improvement_over_hard(design, algorithm, runs, metric,
+                                           n_resamples=n_resamples, seed=seed)
             summary.append({**algorithm, "metric": metric, **stats})
             seeds.append(min(len(s) for s in samples))
             fraction = profile_stat(thresholds)(*samples)
