@@ -382,7 +382,8 @@ def q_vs_true(curves: pd.DataFrame, design: Design) -> Figure | None:
     for row, group in enumerate(groups):
         ax = axes[row, 0]
         for key, kw in ((estimate, {}), (truth, {"band": False, "linestyle": "--",
-                                                 "label": "_true", "alpha": 0.9})):
+                                                 "markerfacecolor": "none", "label": "_true",
+                                                 "alpha": 0.9})):
             drawn += _curves_panel(ax, select(curves[curves["metric"] == key], group), design,
                                    styler, **kw)
         _title(ax, "estimate (solid) vs truth (dashed)", group, head)
@@ -390,8 +391,10 @@ def q_vs_true(curves: pd.DataFrame, design: Design) -> Figure | None:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     _suptitle(fig, head)
-    kinds = [Line2D([], [], color="grey", linestyle="-", label=f"{est_label} (solid)"),
-             Line2D([], [], color="grey", linestyle="--", label=f"{true_label} (dashed)")]
+    kinds = [Line2D([], [], color="grey", linestyle="-", marker="o",
+                    label=f"{est_label} (solid, filled)"),
+             Line2D([], [], color="grey", linestyle="--", marker="o", markerfacecolor="none",
+                    label=f"{true_label} (dashed, hollow)")]
     _report(fig, axes, "q_vs_true", drawn, kinds)
     return fig
 
