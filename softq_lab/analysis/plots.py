@@ -226,6 +226,14 @@ def _legend_rows(styler: Styler, ncols: int) -> int:
     return 2 + math.ceil((len(styler.taus) * max(1, len(styler.styles)) + 2) / ncols)
 
 
+def ci_error(rows: pd.DataFrame) -> np.ndarray:
+    """Error-bar lengths of `rows` (columns mean, ci_low, ci_high): [mean − ci_low; ci_high − mean],
+    0 where the CI is NaN (fewer than two seeds)."""
+    mean = rows["mean"].to_numpy(float)
+    return np.nan_to_num(np.vstack([mean - rows["ci_low"].to_numpy(float),
+                                    rows["ci_high"].to_numpy(float) - mean]))
+
+
 class Curve(NamedTuple):
     """One drawn curve: its points, the seeds of its config (the most runs at any point) and the
     fewest runs at any point."""
@@ -248,9 +256,8 @@ def _curves_panel(ax: Axes, stats: pd.DataFrame, design: Design, styler: Styler,
         marker = "o" if len(rows) <= FEW_POINTS else None
         ax.plot(rows["x"], rows["mean"], marker=marker, **style)
         if band and len(rows) == 1:
-            err = np.nan_to_num(np.abs(rows[["ci_low", "ci_high"]].to_numpy().T - rows["mean"].to_numpy()))
-            ax.errorbar(rows["x"], rows["mean"], yerr=err, color=style["color"], capsize=2,
-                        linestyle="none", label="_ci")
+            ax.errorbar(rows["x"], rows["mean"], yerr=ci_error(rows), color=style["color"],
+                        capsize=2, linestyle="none", label="_ci")
         elif band:
             ax.fill_between(rows["x"], rows["ci_low"], rows["ci_high"], color=style["color"],
                             alpha=0.18, linewidth=0)
@@ -347,10 +354,11 @@ def final_bias_vs_tau(
                 ax.plot(sub["tau"], sub["mean"], color="grey", linestyle=styler.styles.get(
                     operator, "-"), marker=marker, markerfacecolor="none",
                     label=f"{operator or 'τ > 0'} (mean, 95% CI)")
-                for _, r in sub.iterrows():
-                    yerr = np.nan_to_num([[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]])
-                    ax.errorbar([r["tau"]], [r["mean"]], yerr=yerr, color=styler.color(r["tau"]),
-                                marker=marker, capsize=2, linestyle="none", label="_tau")
+                for i in range(len(sub)):
+                    point = sub.iloc[[i]]
+                    ax.errorbar(point["tau"], point["mean"], yerr=ci_error(point),
+                                color=styler.color(float(point["tau"].iloc[0])), marker=marker,
+                                capsize=2, linestyle="none", label="_tau")
             ns += rows["n"].astype(int).tolist()
             ax.set_xscale("log")
             ax.axhline(0, color="grey", linewidth=0.8, linestyle=":")
