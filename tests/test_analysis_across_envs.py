@@ -130,6 +130,20 @@ def test_cli_writes_across_env_tables_and_a_performance_profile_in_tau_colours(
     caption = fig.legends[0].get_title().get_text().replace("\n", " ")
     assert "n = 3–5 seeds per config and env" in caption and "stratified" in caption
 
+    table = pd.read_csv(out / "across_envs.csv")
+    args = cli.build_parser().parse_args([str(two_envs), "--out", "unused", "--n-resamples", "99",
+                                          "--score-bounds", "cartpole=0:100"])
+    fig = cli.analyze(cli.load(args), args).figures["iqm_across_envs"]
+    left = fig.axes[0]  # final return: one point per algorithm at its IQM, in its τ's colour
+    points = {mcolors.to_hex(bar.lines[0].get_color()): bar.lines[0].get_xdata()[0]
+              for bar in left.containers if bar.get_label() == "_iqm"}
+    final = table[table["metric"] == "final_return"].set_index("tau")["iqm"]
+    assert points == pytest.approx({mcolors.to_hex(plots.tau_color(t, taus)): final[t]
+                                    for t in taus})
+    assert [t.get_text() for t in left.get_yticklabels()] == [
+        "hard max (τ = 0)", "soft τ = 0.1", "soft τ = 1"]
+    assert "bars: 95% stratified" in fig.legends[0].get_title().get_text().replace("\n", " ")
+
 
 def test_one_env_has_no_across_env_outputs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     write_sweep(tmp_path / "runs", tau_grid([0, 0.1], [0, 1]))

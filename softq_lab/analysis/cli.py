@@ -189,6 +189,7 @@ def _figures(results: Results, extra: Sequence[str]) -> dict[str, Figure]:
     if results.performance_profile is not None and len(results.performance_profile):
         figures["performance_profile"] = plots.performance_profile(
             results.performance_profile, design)
+        figures["iqm_across_envs"] = plots.iqm_across_envs(results.across_envs, design)
     for key in extra:
         name = f"curve_{key.replace('/', '_')}"
         figures[name] = plots.curves_figure(steps, design, [key], name=name)

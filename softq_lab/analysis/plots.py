@@ -18,6 +18,8 @@ paper: one column (3.3 in) for one panel per row, both columns (7 in) for more, 
 - `maxbias_left`: fraction of episodes going left from A against episode, for MaxBias.
 - `performance_profile`: across envs, the fraction of runs whose normalised score exceeds each
   threshold, per algorithm (rliable's performance profile; see `across_envs`).
+- `iqm_across_envs`: across envs, each algorithm's IQM of normalised scores with its stratified
+  bootstrap CI (rliable's aggregate plot).
 """
 
 from __future__ import annotations
@@ -444,11 +446,50 @@ def performance_profile(profile: pd.DataFrame, design: Design) -> Figure | None:
         ax.set_xlabel("normalised score threshold t")
         ax.set_ylabel("fraction of runs with score > t")
         ax.grid(alpha=0.3)
+    _across_caption(fig, axes, design, "performance_profile", "bands")
+    return fig
+
+
+def _across_caption(fig: Figure, axes: np.ndarray, design: Design, name: str, ci: str) -> None:
+    """Legend and caption of a figure across envs (seeds per config and env, the envs, the
+    normalisation and the stratified CI), and `check_figure`'s warning."""
     seeds = design.table.groupby(design.keys, dropna=False, sort=False).size().tolist()
     envs = ", ".join(map(str, sorted(design.table["env"].unique())))
     text = (f"{seeds_text(seeds).replace('per config', 'per config and env')} on {envs}; "
-            "scores min-max-normalised per env (score_bounds.csv); bands: 95% stratified "
+            f"scores min-max-normalised per env (score_bounds.csv); {ci}: 95% stratified "
             "percentile-bootstrap CI (each env's seeds resampled on their own)")
     _legend(fig, axes, text)
-    check_figure("performance_profile", [], seeds)
+    check_figure(name, [], seeds)
+
+
+@paper_style
+def iqm_across_envs(table: pd.DataFrame, design: Design) -> Figure | None:
+    """rliable's aggregate plot: per score metric a panel, per algorithm (a row) the IQM of its
+    min-max-normalised scores over every env (point, in its τ's colour) with its stratified
+    bootstrap CI (bar); `table` is `across_envs.csv`."""
+    if table.empty:
+        return None
+    keys = [k for k in design.keys if k in table.columns]
+    metrics = list(dict.fromkeys(table["metric"]))
+    styler = Styler(design)
+    algorithms = list(_groups(_sort(table[table["metric"] == metrics[0]], keys), keys))
+    fig, axes = _panels(1, len(metrics), 2)
+    fig.set_figheight(0.9 + 0.25 * len(algorithms) + 0.5)
+    varying = [k for k in keys if k not in ("tau", "operator") and table[k].nunique() > 1]
+    for ax, metric in zip(axes.flat, metrics, strict=True):
+        labels = []
+        rows = _sort(table[table["metric"] == metric], keys)
+        for i, (algorithm, row) in enumerate(_groups(rows, keys)):
+            style = styler.style(algorithm)
+            interval = row[["iqm", "iqm_ci_low", "iqm_ci_high"]].set_axis(
+                ["mean", "ci_low", "ci_high"], axis=1)
+            ax.errorbar(row["iqm"], [i], xerr=ci_error(interval), color=style["color"],
+                        marker="o", capsize=2, linestyle="none", label="_iqm")
+            labels.append(", ".join([style["label"], *(f"{k}={algorithm[k]}" for k in varying)]))
+        ax.set_yticks(range(len(labels)), labels)
+        ax.invert_yaxis()
+        ax.set_title(f"{METRICS[metric].label}: IQM across envs" if metric in METRICS else metric)
+        ax.set_xlabel("IQM of min-max-normalised score")
+        ax.grid(alpha=0.3, axis="x")
+    _across_caption(fig, axes, design, "iqm_across_envs", "bars")
     return fig
