@@ -102,6 +102,9 @@ def test_every_figure_states_the_seeds_per_config_and_the_ci_method(tmp_path: Pa
         assert "n = 2–3 seeds per config" in text, (name, text)
         assert "95% percentile-bootstrap CI of the mean over seeds" in text, (name, text)
         assert sum(m.startswith(f"figure {name}:") for m in messages) == 1, name
+    # later episode bins hold only the runs that lasted that many episodes
+    assert "fewer at points not every run reached" in caption_of(figures["maxbias_left"])
+    assert "fewer at points" not in caption_of(figures["return_vs_steps"])
 
 
 def test_each_tau_has_one_colour_in_every_figure_black_for_the_hard_max(tmp_path: Path) -> None:
