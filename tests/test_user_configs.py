@@ -62,3 +62,20 @@ def test_a_run_on_a_users_env_option_records_it(myconf, tmp_path):
     assert config["env"]["max_episode_steps"] == 200
     assert config["gamma"] == 0.99
     assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        (["--config-dir", "nodir"], "--config-dir"),
+        (["-cd=nodir"], "-cd"),
+        (["hydra.searchpath=[file://nodir]"], "hydra.searchpath"),
+    ],
+)
+def test_a_user_config_folder_that_does_not_exist_is_one_line_and_exit_2(tmp_path, args, key):
+    done = softq_train(*args, "env=mycart", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"softq-train: error: {key}=nodir: must be an existing folder (of config groups)"
+    ]
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -173,6 +173,7 @@ def main() -> None:
     """Console entry point (`softq-train`)."""
     try:
         overrides.check_groups(sys.argv[1:], CONFIG_DIR)
+        overrides.check_config_dirs(sys.argv[1:])
     except ConfigError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         sys.exit(2)
