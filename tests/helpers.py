@@ -16,10 +16,17 @@ FAST = [  # a run of a few seconds: tiny network, few steps
 ]
 
 
-def softq_train(*overrides: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def softq_train(
+    *overrides: str,
+    cwd: Path,
+    timeout: float = 300,
+    prog: tuple[str, ...] = (sys.executable, "-m", "softq_lab.run.train"),
+) -> subprocess.CompletedProcess:
+    """Run softq-train (by default this interpreter's; `prog`: another command, e.g. an installed
+    `softq-train` script) with offline wandb on the CPU."""
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "JAX_PLATFORMS": "cpu"}
     return subprocess.run(
-        [sys.executable, "-m", "softq_lab.run.train", *overrides],
+        [*prog, *overrides],
         cwd=cwd,
         env=env,
         capture_output=True,

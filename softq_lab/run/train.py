@@ -24,13 +24,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from softq_lab.conf import CONFIG_DIR
 from softq_lab.run import overrides, rundir
 from softq_lab.run.config import ConfigError, RunConfig, WandbConfig, from_dict
 from softq_lab.run.loggers import CONFIG_FILE, wandb_credentials_found, write_status
 
 PROG = "softq-train"
-# The repository's conf/ (softq-lab is used from a clone, installed in editable mode).
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def enable_compilation_cache() -> None:
@@ -174,6 +173,7 @@ def main() -> None:
     """Console entry point (`softq-train`)."""
     try:
         overrides.check_groups(sys.argv[1:], CONFIG_DIR)
+        overrides.check_config_dirs(sys.argv[1:])
     except ConfigError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         sys.exit(2)
