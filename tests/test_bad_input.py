@@ -9,6 +9,10 @@ from helpers import FAST, softq_train
 CASES = [
     (["env.id=NoSuchEnv-v0"], "env.id='NoSuchEnv-v0'"),
     (["env.id=Pendulum-v1"], "is not Discrete"),
+    # a user's own env, `module:EnvId`
+    (["env.id=no_such_module:Corridor-v0"], "env.id='no_such_module:Corridor-v0': cannot import "
+     "module no_such_module (ModuleNotFoundError: No module named 'no_such_module')"),
+    (["env.id=json:Corridor-v0"], "module json imports but does not register Corridor-v0"),
     (["env.id=CartPole-v1", "+env.kwargs.no_such_arg=1"], "env.kwargs={'no_such_arg': 1}"),
     (["tau=-0.5"], "tau=-0.5: must be a finite number >= 0"),
     (["tau=abc"], "tau='abc'"),

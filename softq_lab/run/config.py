@@ -6,9 +6,11 @@ allowed, e.g. `tau=-1.0: must be a finite number >= 0`. Deeper code sees only th
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import jax
@@ -120,6 +122,21 @@ class RunConfig:
 
 
 # --- checks: each returns the value or raises ConfigError naming key, value and what is allowed ---
+
+
+def one_line(err: BaseException) -> str:
+    """`err` as `Type: first line of its message`, for a one-line error."""
+    text = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def import_module(key: str, value: str, module: str) -> ModuleType:
+    """The user's module `module` (named in `key=value`: an env id or a network target), imported;
+    ConfigError if importing it fails in any way."""
+    try:
+        return importlib.import_module(module)
+    except Exception as err:  # ModuleNotFoundError, or whatever the module's own code raises
+        raise ConfigError(f"{key}={value!r}: cannot import module {module} ({one_line(err)})") from None
 
 
 def _number(
