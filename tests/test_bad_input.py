@@ -67,6 +67,10 @@ CASES = [
       "network.kwargs={use_running_average:false}"], "keeps state outside its parameters"),
     (["network=custom", "network.target=flax.linen:Dense", "network.kwargs={features:2,x:1}"],
      "flax.linen.Dense(features=2, x=1) failed: TypeError"),
+    (["network=custom", "network.target=flax.linen:Dense", "network.kwargs={features:{a:1}}"],
+     "network.kwargs.features={'a': 1}: must be a number, string, boolean, null or a list of them"),
+    (["network=custom", "network.target=flax.linen:Dense", "network.kwargs={n_actions:3}"],
+     "network.kwargs.n_actions=3: set by the env, not here"),
     # things Hydra itself would answer with a traceback
     (["env=3"], "env=3: must be one of acrobot, cartpole,"),
     (["-m", "env=cartpole,3"], "env=3: must be one of"),
