@@ -9,6 +9,10 @@ from helpers import FAST, softq_train
 CASES = [
     (["env.id=NoSuchEnv-v0"], "env.id='NoSuchEnv-v0'"),
     (["env.id=Pendulum-v1"], "is not Discrete"),
+    # a user's own env, `module:EnvId`
+    (["env.id=no_such_module:Corridor-v0"], "env.id='no_such_module:Corridor-v0': cannot import "
+     "module no_such_module (ModuleNotFoundError: No module named 'no_such_module')"),
+    (["env.id=json:Corridor-v0"], "module json imports but does not register Corridor-v0"),
     (["env.id=CartPole-v1", "+env.kwargs.no_such_arg=1"], "env.kwargs={'no_such_arg': 1}"),
     (["tau=-0.5"], "tau=-0.5: must be a finite number >= 0"),
     (["tau=abc"], "tau='abc'"),
@@ -47,6 +51,26 @@ CASES = [
     (["buffer.learning_starts=600"], "buffer.learning_starts=600: must be < total_steps (600)"),
     (["n_step=40", "buffer.capacity=35"], "n_step=40: must be <= buffer.capacity (35)"),
     (["network=tabular"], "network=tabular: env.id='CartPole-v1' has continuous observations"),
+    # a user's own network, network=custom network.target=pkg.module:make_q
+    (["network=custom"], "network.target=None: must name your network's factory as pkg.module:"),
+    (["network=custom", "network.target=no_such_module:make_q"],
+     "network.target='no_such_module:make_q': cannot import module no_such_module "
+     "(ModuleNotFoundError: No module named 'no_such_module')"),
+    (["network=custom", "network.target=json:make_q"], "module json has no attribute make_q"),
+    (["network=custom", "network.target=math:pi"], "math.pi is not callable (a float)"),
+    (["network=custom", "network.target=flax.linen:Dense", "network.kwargs={features:3}"],
+     "network.target='flax.linen:Dense': q(s, ·) must have shape [batch, n_actions] = [1, 2], "
+     "got [1, 3]"),
+    (["network=custom", "network.target=flax.linen:Dense", "network.kwargs={features:1}",
+      "network.type=1"], "q(s, a) = module(obs, one-hot action) (network.type=1) fails on inputs"),
+    (["network=custom", "network.target=flax.linen:BatchNorm",
+      "network.kwargs={use_running_average:false}"], "keeps state outside its parameters"),
+    (["network=custom", "network.target=flax.linen:Dense", "network.kwargs={features:2,x:1}"],
+     "flax.linen.Dense(features=2, x=1) failed: TypeError"),
+    (["network=custom", "network.target=flax.linen:Dense", "network.kwargs={features:{a:1}}"],
+     "network.kwargs.features={'a': 1}: must be a number, string, boolean, null or a list of them"),
+    (["network=custom", "network.target=flax.linen:Dense", "network.kwargs={n_actions:3}"],
+     "network.kwargs.n_actions=3: set by the env, not here"),
     # things Hydra itself would answer with a traceback
     (["env=3"], "env=3: must be one of acrobot, cartpole,"),
     (["-m", "env=cartpole,3"], "env=3: must be one of"),
@@ -86,7 +110,10 @@ def test_bad_value_exits_2_with_one_line_and_writes_no_run_files(
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     out = tmp_path / "run"
     where = [] if any(o.startswith("hydra.run.dir=") for o in overrides) else [f"hydra.run.dir={out}"]
-    result = softq_train(*FAST, *overrides, *where, cwd=tmp_path)
+    # network=custom has no hidden_sizes (its own module takes what it needs from network.kwargs)
+    custom = "network=custom" in overrides
+    fast = [o for o in FAST if not (custom and o.startswith("network."))]
+    result = softq_train(*fast, *overrides, *where, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import FlattenObservation
 
-from softq_lab.run.config import ConfigError, EnvConfig
+from softq_lab.run.config import ConfigError, EnvConfig, import_module
 
 
 class Float32Observation(gym.ObservationWrapper):
@@ -29,13 +29,27 @@ class Float32Observation(gym.ObservationWrapper):
 
 
 def check_id(env_id: str) -> None:
-    """Raise ConfigError unless `env_id` is a registered gymnasium id."""
+    """Raise ConfigError unless `env_id` is a registered gymnasium id, or `module:EnvId` (as
+    `gym.make` takes it) whose module imports and registers EnvId."""
+    module, colon, name = env_id.rpartition(":")
+    if colon and (not module or ":" in module):
+        raise ConfigError(
+            f"env.id={env_id!r}: must be a gymnasium id (CartPole-v1) or module:EnvId "
+            "(my_envs:Corridor-v0)"
+        )
+    if colon:
+        import_module("env.id", env_id, module)  # its import registers the env
     try:
-        gym.spec(env_id)
+        gym.spec(name)
     except gym.error.Error as err:
+        if colon:
+            raise ConfigError(
+                f"env.id={env_id!r}: module {module} imports but does not register {name} "
+                "(gymnasium.register(id=..., entry_point=...) at its top level)"
+            ) from None
         raise ConfigError(
             f"env.id={env_id!r}: not a registered gymnasium id ({err}); "
-            "e.g. CartPole-v1, Acrobot-v1, FrozenLake-v1, MaxBias-v0"
+            "e.g. CartPole-v1, Acrobot-v1, FrozenLake-v1, MaxBias-v0, or my_envs:Corridor-v0"
         ) from None
 
 

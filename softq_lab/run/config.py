@@ -6,9 +6,11 @@ allowed, e.g. `tau=-1.0: must be a finite number >= 0`. Deeper code sees only th
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import jax
@@ -122,6 +124,21 @@ class RunConfig:
 # --- checks: each returns the value or raises ConfigError naming key, value and what is allowed ---
 
 
+def one_line(err: BaseException) -> str:
+    """`err` as `Type: first line of its message`, for a one-line error."""
+    text = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def import_module(key: str, value: str, module: str) -> ModuleType:
+    """The user's module `module` (named in `key=value`: an env id or a network target), imported;
+    ConfigError if importing it fails in any way."""
+    try:
+        return importlib.import_module(module)
+    except Exception as err:  # ModuleNotFoundError, or whatever the module's own code raises
+        raise ConfigError(f"{key}={value!r}: cannot import module {module} ({one_line(err)})") from None
+
+
 def _number(
     key: str, value: Any, lo: float | None = None, hi: float | None = None, lo_open: bool = False
 ) -> float:
@@ -213,6 +230,94 @@ def _checkpoint(ckpt: Mapping[str, Any], total_steps: int, log_every: int) -> Ch
     )
 
 
+def _frozen(key: str, value: Any) -> Any:
+    """`value` with lists as tuples (a network's kwargs are part of its hashable spec)."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(key, v) for v in value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ConfigError(f"{key}={value!r}: must be a number, string, boolean, null or a list of them")
+
+
+def _network(net: Mapping[str, Any]) -> networks.NetworkSpec:
+    """The MLP of network=type1/type2/tabular, or the user's module of network=custom (a `target`
+    key; `check_network` tries it once the env's shapes are known)."""
+    kind = int(_choice("network.type", net["type"], (1, 2)))
+    if "target" in net:
+        target = net["target"]
+        module, name = networks.split_target(target) if isinstance(target, str) else ("", "")
+        if not (module and name):
+            raise ConfigError(
+                f"network.target={target!r}: must name your network's factory as "
+                "pkg.module:make_q (a function or flax module class that returns a flax nn.Module)"
+            )
+        kwargs = _mapping("network.kwargs", net.get("kwargs"))
+        if "n_actions" in kwargs:
+            raise ConfigError(
+                f"network.kwargs.n_actions={kwargs['n_actions']!r}: set by the env, not here"
+            )
+        frozen = {k: _frozen(f"network.kwargs.{k}", v) for k, v in kwargs.items()}
+        return networks.NetworkSpec(type=kind, target=target, kwargs=tuple(sorted(frozen.items())))
+    hidden = net["hidden_sizes"]
+    if not isinstance(hidden, list | tuple):
+        raise ConfigError(f"network.hidden_sizes={hidden!r}: must be a list of integers >= 1")
+    return networks.NetworkSpec(
+        type=kind,
+        hidden_sizes=tuple(_integer("network.hidden_sizes", h) for h in hidden),
+        activation=_choice("network.activation", net["activation"], list(networks.ACTIVATIONS)),
+        use_bias=_flag("network.use_bias", net["use_bias"]),
+        init=_choice("network.init", net["init"], networks.INITS),
+    )
+
+
+def check_network(spec: networks.NetworkSpec, obs_shape: tuple[int, ...], n_actions: int) -> None:
+    """Try a user's network (`spec.target`) on one observation of the env: ConfigError unless its
+    module imports, its factory is callable and returns a flax module that keeps nothing but
+    parameters (the drivers jit and vmap a pure `apply`), and its q has the shape of `spec.type`."""
+    key = f"network.target={spec.target!r}"
+    module_name, name = networks.split_target(spec.target or "")
+    factory = getattr(import_module("network.target", spec.target or "", module_name), name, None)
+    if factory is None:
+        raise ConfigError(f"{key}: module {module_name} has no attribute {name}")
+    if not callable(factory):
+        raise ConfigError(
+            f"{key}: {module_name}.{name} is not callable (a {type(factory).__name__}); "
+            "it must return a flax nn.Module"
+        )
+    factory, kwargs = networks.custom_call(spec, n_actions)
+    try:
+        net = factory(**kwargs)
+    except Exception as err:  # the user's code: any error
+        call = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ConfigError(f"{key}: {module_name}.{name}({call}) failed: {one_line(err)}") from None
+    if not isinstance(net, networks.nn.Module):
+        raise ConfigError(f"{key}: must return a flax nn.Module, got a {type(net).__name__}")
+    obs = jnp.zeros((1, *obs_shape), jnp.float32)
+    if spec.type == 2:  # q(s, ·) of one observation
+        what, call, args = "q(s, ·)", "module(obs)", (obs,)
+        shapes, wanted = [(1, n_actions)], f"[batch, n_actions] = [1, {n_actions}]"
+    else:  # q(s, a) of one observation and the one-hot of action 0
+        action = jax.nn.one_hot(jnp.zeros(1, jnp.int32), n_actions, dtype=jnp.float32)
+        what, call, args = "q(s, a)", "module(obs, one-hot action)", (obs, action)
+        shapes, wanted = [(1,), (1, 1)], "[batch] or [batch, 1] = [1] or [1, 1]"
+    try:  # shapes only: nothing is computed
+        q, variables = jax.eval_shape(net.init_with_output, jax.random.key(0), *args)
+    except Exception as err:  # the user's code: any error
+        inputs = " and ".join(str(list(a.shape)) for a in args)
+        raise ConfigError(
+            f"{key}: {what} = {call} (network.type={spec.type}) fails on inputs of shape "
+            f"{inputs}: {one_line(err)}"
+        ) from None
+    state = sorted(set(variables) - {"params"})
+    if state:
+        raise ConfigError(
+            f"{key}: the module keeps state outside its parameters ({', '.join(state)}); "
+            "softq-lab trains pure modules (no BatchNorm statistics)"
+        )
+    if q.shape not in shapes:
+        raise ConfigError(f"{key}: {what} must have shape {wanted}, got {list(q.shape)}")
+
+
 def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
     for section in SECTIONS:
         if not isinstance(cfg[section], Mapping):
@@ -232,16 +337,7 @@ def _from_dict(cfg: Mapping[str, Any]) -> RunConfig:
     if max_episode_steps is not None:
         max_episode_steps = _integer("env.max_episode_steps", max_episode_steps)
 
-    hidden = net["hidden_sizes"]
-    if not isinstance(hidden, list | tuple):
-        raise ConfigError(f"network.hidden_sizes={hidden!r}: must be a list of integers >= 1")
-    network = networks.NetworkSpec(
-        type=int(_choice("network.type", net["type"], (1, 2))),
-        hidden_sizes=tuple(_integer("network.hidden_sizes", h) for h in hidden),
-        activation=_choice("network.activation", net["activation"], list(networks.ACTIVATIONS)),
-        use_bias=_flag("network.use_bias", net["use_bias"]),
-        init=_choice("network.init", net["init"], networks.INITS),
-    )
+    network = _network(net)
 
     operator = _choice("operator", cfg["operator"], [k for k in operators.OPERATORS if k != "hard"])
     double = cfg["double"]

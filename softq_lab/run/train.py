@@ -26,7 +26,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from softq_lab.conf import CONFIG_DIR
 from softq_lab.run import overrides, rundir
-from softq_lab.run.config import ConfigError, RunConfig, WandbConfig, from_dict
+from softq_lab.run.config import (
+    ConfigError,
+    RunConfig,
+    WandbConfig,
+    check_network,
+    from_dict,
+)
 from softq_lab.run.loggers import CONFIG_FILE, wandb_credentials_found, write_status
 
 PROG = "softq-train"
@@ -69,7 +75,10 @@ def prepare(cfg: DictConfig) -> Job:
     run_cfg = from_dict(resolved)
     env = make_env.make(run_cfg.env)  # an unknown id or bad kwargs is a ConfigError here
     observations = env.unwrapped.observation_space
+    obs_shape, n_actions = env.observation_space.shape, int(env.action_space.n)
     env.close()
+    if run_cfg.network.target is not None:  # network=custom: the user's module, tried once
+        check_network(run_cfg.network, obs_shape, n_actions)
     if run_cfg.network_name == "tabular" and not make_env.is_discrete(observations):
         raise ConfigError(
             f"network=tabular: env.id={run_cfg.env.id!r} has continuous observations "
