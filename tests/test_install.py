@@ -105,7 +105,7 @@ def test_an_installed_softq_train_prints_hydras_help_with_the_shipped_config_gro
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("softq-train is powered by Hydra.")
     assert "env: acrobot, cartpole, cliffwalking, frozenlake" in done.stdout
-    assert "network: tabular, type1, type2" in done.stdout
+    assert "network: custom, tabular, type1, type2" in done.stdout
     assert "tau: 0.01" in done.stdout
 
 
