@@ -190,4 +190,5 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path):
     )
     assert quiet.returncode == shown.returncode == 0
     assert "step/s" not in quiet.stderr and "600/600" not in quiet.stderr  # not a TTY: silent
-    assert "600/600" in shown.stderr and "sps=" in shown.stderr
+    assert "600/600" in shown.stderr and "env steps/s" in shown.stderr
+    assert "last eval: greedy return" in shown.stderr and "bias_hard" in shown.stderr
