@@ -76,7 +76,7 @@ def test_a_2x2_multirun_gives_one_dir_and_one_wandb_run_per_job(tmp_path):
     for job in jobs:
         config = yaml.safe_load((job / "config.yaml").read_text())
         seen.add((config["tau"], config["seed"]))
-        assert config["logger"]["wandb"]["group"] == "sweep"
+        assert config["logger"]["wandb"]["group"] == "train-sweep"  # Hydra job name, sweep dir
         assert json.loads((job / "status.json").read_text())["status"] == "finished"
         assert len(list((job / "wandb").glob("offline-run-*"))) == 1
     assert seen == {(0, 0), (0, 1), (0.5, 0), (0.5, 1)}
