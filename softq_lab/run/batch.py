@@ -104,7 +104,7 @@ def _run(jobs: Sequence[Job], env: native.JaxEnv | None, stop: StopSignals) -> l
     loggers: list[RunLogger] = []
     envs = []
     ckpt = None
-    bar = console.Progress(cfg, len(jobs)) if console.bar_enabled(cfg.logger.progress) else None
+    bar = console.Progress(cfg.total_steps, len(jobs)) if console.bar_enabled(cfg.logger.progress) else None
     try:
         for job in jobs:
             loggers.append(RunLogger(job.run_dir, job.wandb, job.resolved, many=True,

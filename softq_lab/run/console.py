@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from softq_lab.run.config import RunConfig, WandbConfig
+from softq_lab.run.config import WandbConfig
 from softq_lab.run.loggers import EVAL_RETURN, METRICS_FILE
 
 Logger = Callable[[int, dict[str, Any]], None]  # (global step, record) -> None
@@ -63,13 +63,13 @@ def bar_enabled(mode: str) -> bool:
 class Progress:
     """One tqdm bar for a batch of runs, advanced by the records their loggers receive."""
 
-    def __init__(self, cfg: RunConfig, runs: int) -> None:
+    def __init__(self, total_steps: int, runs: int) -> None:
         from tqdm import tqdm
 
         self._step = 0
         self._last: list[dict[str, float]] = [{} for _ in range(runs)]
         self._bar = tqdm(
-            total=cfg.total_steps,
+            total=total_steps,
             unit=" env steps",
             unit_scale=runs if runs > 1 else False,  # count and rate in env steps of all runs
             dynamic_ncols=True,
