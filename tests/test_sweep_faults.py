@@ -71,6 +71,11 @@ def test_a_bad_value_and_a_crash_fail_their_jobs_only(tmp_path, launcher):
     assert crashed["status"] == "failed"
     assert crashed["error"] == "RuntimeError: the simulator crashed"
 
+    table = result.stdout.strip().splitlines()[-7:-2]  # whatever the launcher: on stdout
+    assert [row.split()[:3] for row in table] == [
+        ["job", "overrides", "status"], ["#0", "seed=0", "finished"], ["#1", "seed=-1", "failed"],
+        ["#2", "seed=2", "failed"], ["#3", "seed=3", "finished"],
+    ]  # fmt: skip
     last = result.stderr.strip().splitlines()[-3:]
     assert last[0] == "softq-train: 2 of 4 jobs did not finish:"
     assert last[1].startswith("  #1 ") and last[1].endswith(": failed: seed=-1: must be an integer >= 0")

@@ -76,7 +76,7 @@ def test_a_2x2_multirun_gives_one_dir_and_one_wandb_run_per_job(tmp_path):
     for job in jobs:
         config = yaml.safe_load((job / "config.yaml").read_text())
         seen.add((config["tau"], config["seed"]))
-        assert config["logger"]["wandb"]["group"] == "sweep"
+        assert config["logger"]["wandb"]["group"] == "train-sweep"  # Hydra job name, sweep dir
         assert json.loads((job / "status.json").read_text())["status"] == "finished"
         assert len(list((job / "wandb").glob("offline-run-*"))) == 1
     assert seen == {(0, 0), (0, 1), (0.5, 0), (0.5, 1)}
@@ -190,4 +190,5 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path):
     )
     assert quiet.returncode == shown.returncode == 0
     assert "step/s" not in quiet.stderr and "600/600" not in quiet.stderr  # not a TTY: silent
-    assert "600/600" in shown.stderr and "sps=" in shown.stderr
+    assert "600/600" in shown.stderr and "env steps/s" in shown.stderr
+    assert "last eval: greedy return" in shown.stderr and "bias_hard" in shown.stderr

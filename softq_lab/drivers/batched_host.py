@@ -14,9 +14,7 @@ every `eval.every` steps evaluate each run with its own `Evaluator`.
 from __future__ import annotations
 
 import functools
-import sys
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -90,18 +88,6 @@ def _chunk(pending: list[list[tuple]]) -> replay.Transition:
     )
 
 
-def _progress_bar(cfg: RunConfig, runs: int, done: int) -> Any:
-    mode = cfg.logger.progress
-    if mode == "off" or (mode == "auto" and not sys.stderr.isatty()):
-        return None
-    from tqdm import tqdm
-
-    unit = "step" if runs == 1 else f"step×{runs}"
-    return tqdm(
-        total=cfg.total_steps, initial=done, unit=unit, dynamic_ncols=True, file=sys.stderr
-    )
-
-
 def train_batch(
     cfgs: Sequence[RunConfig],
     envs: Sequence[gym.Env],
@@ -155,7 +141,6 @@ def train_batch(
     interval: list[dict[str, np.ndarray]] = []  # each learn call's metrics since the last record
     episode, ep_return, ep_length = [0] * n_runs, [0.0] * n_runs, [0] * n_runs
     updates = 0
-    recent_returns: deque[float] = deque(maxlen=20 * n_runs)  # the bar's `ret`: recent episodes
 
     def snapshot(r: int) -> tuple[Any, dict[str, Any]]:
         """Run r's checkpoint: its arrays, and the host-side rest as JSON."""
@@ -206,7 +191,6 @@ def train_batch(
                     pending[r][-1] = (*pending[r][-1][:4], True, *pending[r][-1][5:])
         first_step = resumed + 1
 
-    bar = _progress_bar(cfg, n_runs, first_step - 1)
     start = tick = time.perf_counter()
     tick_step = first_step - 1
 
@@ -258,7 +242,6 @@ def train_batch(
                     })  # fmt: skip
                     if episode[r] + 1 >= max_episodes[r]:
                         ending.append(r)
-                recent_returns.append(ep_return[r])
                 episode[r], ep_return[r], ep_length[r] = episode[r] + 1, 0.0, 0
                 try:
                     obs[r], info = env.reset()
@@ -297,10 +280,6 @@ def train_batch(
                     _log_learner(logs[r], step, interval, r, epsilon[r], updates, perf)
             interval = []
             tick, tick_step = now, step
-            if bar is not None:
-                mean_ret = np.mean(recent_returns) if recent_returns else float("nan")
-                bar.set_postfix(sps=f"{perf['perf/sps']:.0f}", ret=f"{mean_ret:.1f}", refresh=False)
-                bar.update(cfg.logger.every)
 
         eval_due = step % cfg.eval.every == 0 or step == cfg.total_steps
         for r in range(n_runs):
@@ -326,8 +305,6 @@ def train_batch(
                     error[r] = f"stopped by a signal at step {step}"
             break
 
-    if bar is not None:
-        bar.close()
     for ev in evaluators:
         ev.close()
     return [

@@ -26,6 +26,7 @@ from softq_lab.diagnostics import exact_truth
 from softq_lab.drivers import batched_host, device
 from softq_lab.envs import make as make_gym
 from softq_lab.envs import native
+from softq_lab.run import console
 from softq_lab.run.checkpoint import BatchCheckpoints
 from softq_lab.run.loggers import STATUS_FILE, RunLogger
 from softq_lab.run.signals import StopSignals
@@ -103,6 +104,7 @@ def _run(jobs: Sequence[Job], env: native.JaxEnv | None, stop: StopSignals) -> l
     loggers: list[RunLogger] = []
     envs = []
     ckpt = None
+    bar = console.Progress(cfg.total_steps, len(jobs)) if console.bar_enabled(cfg.logger.progress) else None
     try:
         for job in jobs:
             loggers.append(RunLogger(job.run_dir, job.wandb, job.resolved, many=True,
@@ -112,6 +114,8 @@ def _run(jobs: Sequence[Job], env: native.JaxEnv | None, stop: StopSignals) -> l
             resume=cfg.resume, stop=stop,
         )  # fmt: skip
         cfgs, logs = [job.cfg for job in jobs], [lg.log for lg in loggers]
+        if bar is not None:
+            logs = [bar.tap(r, log) for r, log in enumerate(logs)]
         if env is None:
             envs = [make_gym.make(c.env) for c in cfgs]
             results = batched_host.train_batch(cfgs, envs, logs, ckpt)
@@ -121,6 +125,8 @@ def _run(jobs: Sequence[Job], env: native.JaxEnv | None, stop: StopSignals) -> l
         _close_all(loggers, err)
         raise
     finally:
+        if bar is not None:
+            bar.close()
         for e in envs:
             e.close()
         if ckpt is not None:

@@ -60,6 +60,7 @@ class WandbConfig:
     entity: str | None = None
     group: str | None = None
     tags: tuple[str, ...] = ()
+    name: str | None = None  # set per job from its overrides (`train.prepare`), not configured
 
 
 @dataclass(frozen=True)

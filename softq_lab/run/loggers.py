@@ -26,6 +26,9 @@ STATUS_FILE = "status.json"
 CONFIG_FILE = "config.yaml"
 WANDB_ID_FILE = "wandb-id"
 PERF_PREFIX = "perf/"
+STEP = "step"  # the env step: the records' x-axis, in metrics.jsonl and in wandb
+EVAL_RETURN = "eval/return_mean"  # in every evaluation record
+JOB_TYPE = "train"
 
 
 def _plain(value: Any) -> Any:
@@ -79,6 +82,7 @@ class RunLogger:
         `resume`: continue the run dir's wandb run (its files are cut back with `rewind`)."""
         self.run_dir = run_dir
         self.last_step = 0
+        self.last_evaluation: dict[str, Any] = {}
         self._metrics = JsonlFile(run_dir / METRICS_FILE)
         self._perf = JsonlFile(run_dir / PERF_FILE)
         self._wandb = _start_wandb(run_dir, wandb_cfg, config, many, resume)
@@ -101,18 +105,22 @@ class RunLogger:
             self._metrics.write({"step": step, **local})
         if perf:
             self._perf.write({"step": step, **perf})
+        if EVAL_RETURN in metrics:
+            self.last_evaluation = metrics
         if self._wandb is not None:
-            self._wandb.log(metrics, step=step)
+            self._wandb.log({STEP: step, **metrics}, step=step)
 
     def close(self, status: str, step: int, error: str | None = None) -> None:
         """Write status.json (finished / diverged / failed / killed / preempted) and finish the wandb
-        run; on a full disk, as much of that as can be written."""
+        run, its summary holding the status and the last evaluation; on a full disk, as much of
+        that as can be written."""
         self._metrics.close()
         self._perf.close()
         try:
             write_status(self.run_dir, status, step, error)
         finally:
             if self._wandb is not None:
+                self._wandb.summary.update({"status": status, STEP: step, **self.last_evaluation})
                 self._wandb.finish(exit_code=0 if status == "finished" else 1)
 
 
@@ -133,7 +141,10 @@ def write_status(run_dir: Path, status: str, step: int, error: str | None = None
 def _start_wandb(
     run_dir: Path, cfg: WandbConfig, config: Mapping[str, Any], many: bool, resume: bool
 ) -> Any:
-    """One wandb run per job, the same one when the job resumes; None when disabled."""
+    """One wandb run per job, the same one when the job resumes; None when disabled. Named by the
+    job's overrides, grouped by its sweep, `job_type` train; every metric's x-axis is the env step
+    (`define_metric`, whatever its prefix: train/, learner/, eval/, overestimation/, exact/, perf/
+    and an env's own)."""
     if cfg.mode == "disabled":
         return None
     import wandb  # imported here: a disabled run never pays for it
@@ -144,12 +155,14 @@ def _start_wandb(
     else:
         run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
         id_file.write_text(run_id + "\n", encoding="utf-8")
-    return wandb.init(
+    run = wandb.init(
         id=run_id,
         resume="allow",
         project=cfg.project,
         entity=cfg.entity,
         group=cfg.group,
+        name=cfg.name,
+        job_type=JOB_TYPE,
         tags=list(cfg.tags),
         config=dict(config),
         mode=cfg.mode,
@@ -157,6 +170,9 @@ def _start_wandb(
         reinit="create_new" if many else "finish_previous",
         settings=wandb.Settings(quiet=True, console="off"),
     )
+    run.define_metric(STEP)
+    run.define_metric("*", step_metric=STEP)
+    return run
 
 
 def wandb_credentials_found() -> bool:

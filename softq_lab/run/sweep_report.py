@@ -1,10 +1,11 @@
-"""The end of a sweep: which jobs did not finish, and the sweep's exit code.
+"""The end of a sweep: a table of its jobs, which did not finish, and the sweep's exit code.
 
 A job never stops its sweep: a bad value, a runtime error, a divergence or a kill is written to that
 job's `status.json` and the launcher goes on. Once every job is done, this Hydra callback (set in
 `conf/config.yaml`, run in the main process whatever the launcher: basic, joblib, submitit, batched)
-reads the status of each job of this sweep and, if any did not finish, lists them as the last lines
-on stderr and exits 1.
+reads the status and last evaluation of each job of this sweep, prints a table of them and the
+commands to run next on stdout, then, if any job did not finish, lists those as the last lines on
+stderr and exits 1.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from softq_lab.run import console
 from softq_lab.run.loggers import STATUS_FILE
 
 PROG = "softq-train"
@@ -34,12 +36,21 @@ def job_status(job_dir: Path) -> tuple[str, str | None]:
         return "no status", None
 
 
-def _overrides(job_dir: Path) -> str:
+def _override_list(job_dir: Path) -> list[str] | None:
+    """The job's command-line overrides (None when unreadable)."""
     try:
         task = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
+        return None
+    return [str(o) for o in task or []]
+
+
+def _overrides(job_dir: Path, common: frozenset[str] = frozenset()) -> str:
+    """The job's overrides on one line, leaving out `common` (those every job of the sweep has)."""
+    task = _override_list(job_dir)
+    if task is None:
         return "?"
-    return " ".join(str(o) for o in task or []) or "(defaults)"
+    return " ".join(o for o in task if o not in common) or "(defaults)"
 
 
 def jobs_since(sweep_dir: Path, start: float) -> list[Path]:
@@ -50,6 +61,27 @@ def jobs_since(sweep_dir: Path, start: float) -> list[Path]:
         (d for d in found if (d / ".hydra" / "overrides.yaml").stat().st_mtime >= start - 1),
         key=lambda d: str(d.relative_to(sweep_dir)).zfill(12),
     )
+
+
+def table(sweep_dir: Path, jobs: list[Path]) -> list[str]:
+    """Every job's overrides (those all jobs share on a line of their own), status and final greedy
+    return; then what to run next."""
+    lists = [task for task in map(_override_list, jobs) if task is not None]
+    common = frozenset.intersection(*map(frozenset, lists)) if len(lists) > 1 else frozenset()
+    rows = [
+        (str(d.relative_to(sweep_dir)), _overrides(d, common), job_status(d)[0],
+         console.last_evaluation(d).get(console.RETURN))
+        for d in jobs
+    ]  # fmt: skip
+    shared = [f"  every job: {' '.join(o for o in lists[0] if o in common)}"] if common else []
+    offline = any(next(d.glob("wandb/offline-run-*"), None) for d in jobs)
+    depth = "/".join("*" for _ in Path(rows[0][0]).parts) if rows else "*"
+    return [
+        f"{PROG}: sweep {sweep_dir}: {len(jobs)} jobs",
+        *shared,
+        *console.sweep_table(rows),
+        *console.aligned(console.next_commands(f"{sweep_dir}/{depth}", sweep_dir, offline)),
+    ]
 
 
 def report(sweep_dir: Path, jobs: list[Path]) -> int:
@@ -77,6 +109,8 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        code = report(sweep_dir, jobs_since(sweep_dir, self.start))
+        jobs = jobs_since(sweep_dir, self.start)
+        print("\n".join(table(sweep_dir, jobs)), flush=True)
+        code = report(sweep_dir, jobs)
         if code:
             sys.exit(code)

@@ -50,11 +50,21 @@ def enable_compilation_cache() -> None:
 
 
 def _wandb_group(cfg: RunConfig) -> str | None:
-    """The configured group, else the sweep directory's name for a multirun job."""
+    """The configured group, else for a multirun job the sweep's name: Hydra's job name and the
+    sweep dir's name (`train-13-41-15`, `train-tau_sweep`); a single run has none."""
     if cfg.logger.wandb.group is not None:
         return cfg.logger.wandb.group
     hc = HydraConfig.get()
-    return Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else None
+    return f"{hc.job.name}-{Path(hc.sweep.dir).name}" if hc.mode == RunMode.MULTIRUN else None
+
+
+def _wandb_name() -> str:
+    """The job's command-line overrides as Hydra's `override_dirname` writes them (`seed=3,tau=0.1`),
+    leaving out those that do not change the run (`rundir.NOT_COMPARED`: `resume=true` keeps the
+    name); `defaults` for a run with none."""
+    task = [o for o in HydraConfig.get().overrides.task
+            if o.split("=", 1)[0].lstrip("+~") not in rundir.NOT_COMPARED]  # fmt: skip
+    return ",".join(sorted(task)) or "defaults"
 
 
 class Job(NamedTuple):
@@ -108,7 +118,8 @@ def prepare(cfg: DictConfig) -> Job:
     dir_key = "hydra.sweep.dir" if hc.mode == RunMode.MULTIRUN else "hydra.run.dir"
     rundir.check(run_dir, resolved, run_cfg.resume, dir_key)
     (run_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
-    return Job(run_dir, run_cfg, resolved, dataclasses.replace(run_cfg.logger.wandb, group=group))
+    wandb = dataclasses.replace(run_cfg.logger.wandb, group=group, name=_wandb_name())
+    return Job(run_dir, run_cfg, resolved, wandb)
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -139,6 +150,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         if not sweep:
             sys.exit(1)
         return {}
+    if not result.get("skipped"):
+        _print_summary(job, result, sweep)
     if result.get("skipped"):
         print(f"{PROG}: {job.run_dir} holds a run that {result['status']} at step "
               f"{result['step']}; nothing to resume", file=sys.stderr)  # fmt: skip
@@ -152,6 +165,19 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if result["status"] != "finished" and not sweep:
         sys.exit(1)
     return result["eval"]
+
+
+def _print_summary(job: Job, result: dict[str, Any], sweep: bool) -> None:
+    """On stdout: a single run's summary block; a sweep job's one line (the sweep ends with a
+    table of all its jobs, `sweep_report`)."""
+    from softq_lab.run import console
+
+    if sweep:
+        hc = HydraConfig.get()
+        lines = [console.job_line(f"#{hc.job.num} {job.wandb.name}", result)]
+    else:
+        lines = console.summary_block(result, job.run_dir, job.wandb)
+    print("\n".join(lines), flush=True)
 
 
 def _keep_traceback(run_dir: Path) -> None:
