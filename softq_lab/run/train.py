@@ -128,8 +128,6 @@ def run(cfg: DictConfig) -> dict[str, float]:
     Whatever goes wrong ends in one line on stderr and the job's `status.json`. A single run then
     exits non-zero (2 for a bad value, 1 otherwise); a job of a sweep returns, so the sweep goes on
     (`sweep_report` lists the jobs that did not finish)."""
-    from softq_lab.run import batch
-
     sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -140,6 +138,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
             sys.exit(2)  # nothing of the run written
         write_status(run_dir, "failed", 0, str(err))
         return {}
+    from softq_lab.run import batch  # the drivers: imported once the config is known to be good
+
     enable_compilation_cache()
     try:
         result = batch.run_jobs([job], batched=False)[0]
