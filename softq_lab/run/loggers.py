@@ -147,6 +147,9 @@ def _start_wandb(
     and an env's own)."""
     if cfg.mode == "disabled":
         return None
+    # wandb's own start-up lines say what the run's summary block says at the end (where the run is,
+    # how to sync it); WANDB_SILENT=false brings them back
+    os.environ.setdefault("WANDB_SILENT", "true")
     import wandb  # imported here: a disabled run never pays for it
 
     id_file = run_dir / WANDB_ID_FILE
