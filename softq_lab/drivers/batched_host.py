@@ -29,7 +29,7 @@ from softq_lab.diagnostics.evaluator import Evaluator
 from softq_lab.drivers.steps import TrainState, keep_if, learner_spec, make_steps
 from softq_lab.envs import snapshot as snapshot_env
 from softq_lab.run.checkpoint import BatchCheckpoints, NoCheckpoints
-from softq_lab.run.config import RunConfig
+from softq_lab.run.config import RunConfig, one_line
 
 Logger = Callable[[int, dict[str, Any]], None]  # (global step, record) -> None
 
@@ -201,7 +201,7 @@ def train_batch(
     def fail(r: int, step: int, err: Exception) -> None:
         """Run r's env raised: the run ends `failed` (its learner frozen), the others go on."""
         status[r], stop_step[r] = "failed", step
-        error[r] = f"{type(err).__name__}: {err}".splitlines()[0]
+        error[r] = one_line(err)
 
     for step in range(first_step, cfg.total_steps + 1):  # `step` env steps done after this one
         epsilon = schedules.linear_epsilon(step - 1, eps_start, eps_end, eps_decay)

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import FlattenObservation
 
-from softq_lab.run.config import ConfigError, EnvConfig, import_module
+from softq_lab.run.config import ConfigError, EnvConfig, first_line, import_module, one_line
 
 
 class Float32Observation(gym.ObservationWrapper):
@@ -60,9 +60,9 @@ def is_discrete(space: gym.Space) -> bool:
     return isinstance(space, gym.spaces.Discrete | gym.spaces.MultiDiscrete)
 
 
-def _one_line(err: Exception) -> str:
-    text = str(err).splitlines()[0] if str(err) else ""
-    return f"{type(err).__name__}: {text}" if isinstance(err, KeyError) or not text else text
+def _env_error(err: Exception) -> str:
+    """The env's own message; a KeyError's (the bad key alone) with its type."""
+    return one_line(err) if isinstance(err, KeyError) else first_line(err)
 
 
 def make(cfg: EnvConfig) -> gym.Env:
@@ -72,10 +72,10 @@ def make(cfg: EnvConfig) -> gym.Env:
     try:
         env = gym.make(cfg.id, **dict(cfg.kwargs), **extra)
     except gym.error.Error as err:  # e.g. DependencyNotInstalled (Box2D envs)
-        raise ConfigError(f"env.id={cfg.id!r}: cannot be made here: {_one_line(err)}") from None
+        raise ConfigError(f"env.id={cfg.id!r}: cannot be made here: {_env_error(err)}") from None
     except (TypeError, ValueError, KeyError, IndexError) as err:  # the env's own check of a kwarg
         raise ConfigError(
-            f"env.kwargs={dict(cfg.kwargs)!r}: not accepted by {cfg.id}: {_one_line(err)}"
+            f"env.kwargs={dict(cfg.kwargs)!r}: not accepted by {cfg.id}: {_env_error(err)}"
         ) from None
     if not isinstance(env.action_space, gym.spaces.Discrete):
         env.close()

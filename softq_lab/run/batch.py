@@ -28,6 +28,7 @@ from softq_lab.envs import make as make_gym
 from softq_lab.envs import native
 from softq_lab.run import console
 from softq_lab.run.checkpoint import BatchCheckpoints
+from softq_lab.run.config import one_line
 from softq_lab.run.loggers import STATUS_FILE, RunLogger
 from softq_lab.run.signals import StopSignals
 from softq_lab.run.train import PROG, Job
@@ -160,7 +161,7 @@ def _exact_truths(jobs: Sequence[Job]) -> list[exact_truth.ExactTruth | None]:
 def _close_all(loggers: Sequence[RunLogger], err: BaseException) -> None:
     """Every run of a batch that died: `killed` on an interrupt, else `failed`, with the error."""
     status = "killed" if isinstance(err, KeyboardInterrupt) else "failed"
-    message = f"{type(err).__name__}: {err}".splitlines()[0]
+    message = one_line(err)
     for logger in loggers:
         with contextlib.suppress(OSError):  # e.g. a full disk: `err` is what the user must hear of
             logger.close(status, logger.last_step, error=message)

@@ -125,10 +125,17 @@ class RunConfig:
 # --- checks: each returns the value or raises ConfigError naming key, value and what is allowed ---
 
 
-def one_line(err: BaseException) -> str:
-    """`err` as `Type: first line of its message`, for a one-line error."""
+def first_line(err: BaseException) -> str:
+    """The first line of `err`'s message, or its type's name when it has none."""
     text = str(err).splitlines()[0] if str(err) else ""
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text or type(err).__name__
+
+
+def one_line(err: BaseException) -> str:
+    """`err` as `Type: first line of its message` (`Type` alone when it has none), for a one-line
+    error."""
+    text = first_line(err)
+    return text if text == type(err).__name__ else f"{type(err).__name__}: {text}"
 
 
 def import_module(key: str, value: str, module: str) -> ModuleType:
@@ -196,8 +203,9 @@ def _optimizer(name: Any, kwargs: dict[str, Any]) -> str:
         updates, _ = optimizer.update(params, optimizer.init(params), params)
         finite = all(bool(jnp.isfinite(u).all()) for u in jax.tree.leaves(updates))
     except Exception as err:  # optax and JAX raise TypeError, ValueError, ... for a bad value
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"optim.kwargs={kwargs!r}: not accepted by optax.{name}: {message}") from None
+        raise ConfigError(
+            f"optim.kwargs={kwargs!r}: not accepted by optax.{name}: {first_line(err)}"
+        ) from None
     if not finite:
         raise ConfigError(f"optim.kwargs={kwargs!r}: optax.{name} makes non-finite updates with them")
     return name

@@ -21,6 +21,16 @@ def options(config_dir: Path, group: str) -> list[str]:
     return sorted(p.stem for p in (config_dir / group).glob("*.yaml"))
 
 
+def _parse(arg: str) -> Override | None:
+    """`arg` as a Hydra override, or None when it is not one Hydra's grammar accepts (not ours to
+    judge: Hydra reports its own grammar errors)."""
+    try:
+        (override,) = OverridesParser.create().parse_overrides([arg])
+    except Exception:
+        return None
+    return override
+
+
 def _choices(override: Override) -> list[object]:
     value = override.value()
     return list(value.list) if isinstance(value, ChoiceSweep) else [value]
@@ -30,13 +40,9 @@ def check_groups(args: list[str], config_dir: Path) -> None:
     """Raise ConfigError for a config group override whose value is not an option name (a number,
     a boolean, a range), e.g. `env=3`; what is not a group override is left to Hydra."""
     groups = {p.name for p in config_dir.iterdir() if p.is_dir() and p.name != "hydra"}
-    parser = OverridesParser.create()
     for arg in args:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        try:
-            (override,) = parser.parse_overrides([arg])
-        except Exception:  # not ours to judge: Hydra reports its own grammar errors
+        override = None if arg.startswith("-") or "=" not in arg else _parse(arg)
+        if override is None:
             continue
         key = override.key_or_group
         if key not in groups and "/" not in key:
@@ -56,11 +62,8 @@ CONFIG_DIR_FLAGS = ("--config-dir", "-cd")  # Hydra's flag for a user's config f
 
 def _searchpath_folders(arg: str) -> list[str]:
     """The `file://` folders of a `hydra.searchpath=[...]` override (none for any other argument)."""
-    try:
-        (override,) = OverridesParser.create().parse_overrides([arg])
-    except Exception:  # not ours to judge: Hydra reports its own grammar errors
-        return []
-    if override.key_or_group != "hydra.searchpath":
+    override = _parse(arg)
+    if override is None or override.key_or_group != "hydra.searchpath":
         return []
     value = override.value()
     entries = value if isinstance(value, list) else [value]

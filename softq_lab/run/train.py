@@ -32,6 +32,7 @@ from softq_lab.run.config import (
     WandbConfig,
     check_network,
     from_dict,
+    one_line,
 )
 from softq_lab.run.loggers import CONFIG_FILE, wandb_credentials_found, write_status
 
@@ -144,7 +145,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     try:
         result = batch.run_jobs([job], batched=False)[0]
     except Exception as err:  # the run's status.json says `failed` (batch._close_all)
-        message = f"{type(err).__name__}: {err}".splitlines()[0]
+        message = one_line(err)
         print(f"{PROG}: run failed: {message}", file=sys.stderr)
         _keep_traceback(run_dir)
         if not sweep:
