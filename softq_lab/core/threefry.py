@@ -50,5 +50,8 @@ def threefry2x32(
 def use_unrolled_on_cpu() -> None:
     """Lower `threefry2x32` on the CPU as straight-line code (idempotent, process-wide)."""
     mlir.register_lowering(
-        threefry2x32_p, mlir.lower_fun(threefry2x32, multiple_results=True), platform="cpu"
+        threefry2x32_p,
+        mlir.lower_fun(threefry2x32, multiple_results=True),
+        platform="cpu",
+        inline=False,
     )

@@ -41,9 +41,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from softq_lab.core import replay, schedules
-from softq_lab.core.learner import Hyper, LearnerSpec
+from softq_lab.core.learner import METRICS, Hyper, LearnerSpec
 from softq_lab.diagnostics.episodes import Episode
-from softq_lab.drivers.steps import Steps, TrainState, keep_if, learner_spec, make_steps
+from softq_lab.drivers.steps import TrainState, keep_if, learner_spec, make_steps
 from softq_lab.envs.functional import JaxEnv, auto_reset_step
 from softq_lab.run.checkpoint import BatchCheckpoints, NoCheckpoints
 from softq_lab.run.config import RunConfig
@@ -207,14 +207,9 @@ class Compiled(NamedTuple):
     evaluate: Callable  # (RunState, RunParams) -> (RunState, EvalOut)
 
 
-def _metric_names(steps: Steps, program: Program) -> dict[str, jax.Array]:
+def _zero_metrics() -> dict[str, jax.Array]:
     """Zeros under the learner metrics' names (to start each chunk's sums)."""
-    env = program.env
-    state = jax.eval_shape(steps.init, jax.random.key(0))
-    buffer = jax.eval_shape(lambda: replay.init(program.capacity, 1, env.obs_shape, env.n_actions))
-    ts = TrainState(state, buffer, jax.random.key(0))
-    _, metrics = jax.eval_shape(steps.update, ts, Hyper.make(0.0, 0.9, 1e-3))
-    return {k: jnp.zeros((), jnp.float32) for k in metrics}
+    return {name: jnp.zeros((), jnp.float32) for name in METRICS}
 
 
 @functools.cache
@@ -222,7 +217,7 @@ def compiled(program: Program) -> Compiled:
     """The jitted, vmapped functions of `program`, built once per process."""
     env, spec = program.env, program.spec
     steps = make_steps(spec, program.batch_size, program.train_updates)
-    zero_metrics = _metric_names(steps, program)
+    zero_metrics = _zero_metrics()
     tabular = program.n_states > 0
 
     def init(p: RunParams) -> RunState:

@@ -199,9 +199,13 @@ def _optimizer(name: Any, kwargs: dict[str, Any]) -> str:
         )
     try:  # one update of a tiny tree: a wrong kind of value (`b1=abc`) fails here, not mid-run
         optimizer = factory(learning_rate=1.0, **kwargs)
-        params = {"w": jnp.ones(2)}
-        updates, _ = optimizer.update(params, optimizer.init(params), params)
-        finite = all(bool(jnp.isfinite(u).all()) for u in jax.tree.leaves(updates))
+
+        def all_finite(params: dict[str, jax.Array]) -> jax.Array:
+            updates, _ = optimizer.update(params, optimizer.init(params), params)
+            return jnp.all(jnp.stack([jnp.isfinite(u).all() for u in jax.tree.leaves(updates)]))
+
+        # jitted: one small program instead of ~30 eagerly compiled ops (0.5 s → 0.05 s)
+        finite = bool(jax.jit(all_finite)({"w": jnp.ones(2)}))
     except Exception as err:  # optax and JAX raise TypeError, ValueError, ... for a bad value
         raise ConfigError(
             f"optim.kwargs={kwargs!r}: not accepted by optax.{name}: {first_line(err)}"
