@@ -9,13 +9,15 @@ Printed, each the median of `--repeats` timings after compilation:
 2. the device driver, one run and 32 runs: env steps/s and run-updates/s, and where the time goes
    (act + env + buffer without updates, updates, evaluation, host-side record writing);
 3. the batched host driver (gymnasium CartPole) with 8 runs against one run alone;
-4. with `--sweep`: a whole 4 τ × 8 seed sweep through `softq-train -m … hydra/launcher=batched`
-   against the same 32 runs one process each (process start, compile, evaluation and files
-   included; the one-process-each side runs 2 jobs and is scaled to 32 unless `--sweep-all`);
+4. with `--sweep`: a whole 4 τ × 8 seed sweep (workload A, or B with `--sweep-workload B`) through
+   `softq-train -m … hydra/launcher=batched` against the same 32 runs one process each (process
+   start, compile, evaluation and files included; the one-process-each side runs 2 jobs and is
+   scaled to 32 unless `--sweep-all`), and where the batched sweep's time went;
 5. start-up to the first env step of a device run, in a fresh process with a warm compilation cache.
 
 `--quick` runs every part tiny, workload A only (correctness: CI runs it; its numbers mean nothing).
-Run: `python benchmarks/sweep_speed.py [--quick] [--sweep] [--repeats 3]`.
+Run: `python benchmarks/sweep_speed.py [--quick] [--sweep] [--repeats 3]`; only the sweep of workload
+B: `python benchmarks/sweep_speed.py --only-sweep --sweep-workload B --sweep-all`.
 """
 
 from __future__ import annotations
@@ -233,21 +235,26 @@ def softq_train(args: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def sweep_times(steps: int, taus: list[str], seeds: int, alone_jobs: int) -> tuple[float, float]:
-    """(batched sweep wall time, one-process-each wall time scaled to the whole sweep)."""
-    common = [*WORKLOAD_A, f"total_steps={steps}", f"buffer.learning_starts={min(1000, steps // 5)}",
-              "logger.progress=off"]  # fmt: skip
+def sweep_times(
+    workload: list[str], steps: int, taus: list[str], seeds: int, alone_jobs: int
+) -> tuple[float, float, dict[str, float]]:
+    """(batched sweep wall time, one-process-each wall time scaled to the whole sweep, where the
+    batched sweep's time went: its first job's last `perf.jsonl` record)."""
+    common = [*workload, f"total_steps={steps}", f"buffer.learning_starts={min(1000, steps // 5)}",
+              f"logger.every={min(1000, steps // 5)}", "logger.progress=off"]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         batched = softq_train(["-m", *common, f"tau={','.join(taus)}", f"seed=range({seeds})",
                                "hydra/launcher=batched", f"hydra.sweep.dir={tmp}/batched"],
                               Path(tmp))  # fmt: skip
+        perf = (Path(tmp) / "batched" / "0" / "perf.jsonl").read_text().splitlines()
+        spent = json.loads(perf[-1])
         alone = []
         for j in range(alone_jobs):
             tau, seed = taus[j % len(taus)], j // len(taus)
             alone.append(softq_train([*common, f"tau={tau}", f"seed={seed}",
                                       f"hydra.run.dir={tmp}/alone{j}"], Path(tmp)))  # fmt: skip
     total = len(taus) * seeds
-    return batched, statistics.mean(alone) * total
+    return batched, statistics.mean(alone) * total, spent
 
 
 # --- 5. start-up -----------------------------------------------------------------------------------
@@ -298,6 +305,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks, not timings")
     parser.add_argument("--sweep", action="store_true", help="also time a whole CLI sweep")
     parser.add_argument("--sweep-all", action="store_true", help="run all 32 one-process jobs")
+    parser.add_argument("--sweep-workload", choices=["A", "B"], default="A",
+                        help="the workload of the whole-sweep timing (default A)")  # fmt: skip
+    parser.add_argument("--only-sweep", action="store_true",
+                        help="skip parts 1-3 and the start-up: time the whole sweep only")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     quick = args.quick
@@ -307,69 +318,90 @@ def main() -> None:
     print(f"device: {jax.devices()[0].platform} ×{jax.device_count()}  "
           f"(jax {jax.__version__}){'  QUICK: numbers mean nothing' if quick else ''}")  # fmt: skip
 
-    rows = []
-    workloads = [("A", WORKLOAD_A, (64, 64), 32), ("B", WORKLOAD_B, (128, 128), 128)]
-    for name, overrides, hidden, batch in workloads[:1] if quick else workloads:
-        cfg = config(*overrides)
-        bare = bare_update_seconds(hidden, batch, 1, repeats)
-        bare_v = bare_update_seconds(hidden, batch, runs, repeats)
-        own = learner_update_seconds(cfg, 1, repeats)
-        own_v = learner_update_seconds(cfg, runs, repeats)
-        one = device_rates(overrides, 1, steps, repeats)
-        many = device_rates(overrides, runs, steps, repeats)
-        rows.append((name, bare, bare_v, own, own_v, one, many))
-        print(f"\nworkload {name}  ({' '.join(overrides) or 'defaults'})")
+    if not args.only_sweep:
+        workloads = [("A", WORKLOAD_A, (64, 64), 32), ("B", WORKLOAD_B, (128, 128), 128)]
+        for name, overrides, hidden, batch in workloads[:1] if quick else workloads:
+            print_workload(name, overrides, hidden, batch, runs, steps, repeats)
+        host_one = host_rate(WORKLOAD_A, 1, 100 if quick else 2_000)
+        host_eight = host_rate(WORKLOAD_A, 8, 100 if quick else 2_000)
         print(
-            f"  update floor, bare flax+optax:   {bare * 1e6:8.1f} µs/update   "
-            f"vmapped ×{runs}: {1 / bare_v:9.0f} run-updates/s"
+            f"\nbatched host driver (gymnasium CartPole, workload A): 1 run {host_one:.0f} env "
+            f"steps/s; 8 runs {host_eight:.0f} env steps/s in all = {host_eight / host_one:.2f}× one run"
         )
-        print(
-            f"  learner update (steps.update):  {own * 1e6:8.1f} µs/update   "
-            f"vmapped ×{runs}: {1 / own_v:9.0f} run-updates/s   ({own / bare:.2f}× the bare floor)"
-        )
-        print(
-            f"  device driver, 1 run:           {one['env_steps_per_s_per_run']:8.0f} env steps/s"
-            f"   per env step {1e6 / one['env_steps_per_s_per_run']:.1f} µs = "
-            f"{1 / one['env_steps_per_s_per_run'] / bare / (cfg.train_updates / cfg.train_every):.2f}"
-            f"× the bare update floor per update"
-        )
-        print(
-            f"  device driver, {runs} runs:        {many['run_updates_per_s']:8.0f} run-updates/s "
-            f"({many['run_updates_per_s'] * own_v:.2f}× the vmapped learner floor, "
-            f"{many['run_updates_per_s'] * bare_v:.2f}× the vmapped bare floor); "
-            f"{many['env_steps_per_s_per_run'] * runs:.0f} env steps/s in all"
-        )
-        chunk = many["chunk_s"]
-        print(f"  where a {steps}-step chunk of {runs} runs goes ({chunk:.3f} s): "
-              f"act+env+buffer {many['act_env_buffer_s'] / chunk:.0%}, "
-              f"update {many['update_s'] / chunk:.0%}; one evaluation: {many['eval_s']:.3f} s")  # fmt: skip
 
-    host_one = host_rate(WORKLOAD_A, 1, 100 if quick else 2_000)
-    host_eight = host_rate(WORKLOAD_A, 8, 100 if quick else 2_000)
-    print(
-        f"\nbatched host driver (gymnasium CartPole, workload A): 1 run {host_one:.0f} env steps/s;"
-        f" 8 runs {host_eight:.0f} env steps/s in all = {host_eight / host_one:.2f}× one run"
-    )
-
-    if args.sweep or quick:
+    if args.sweep or args.only_sweep or quick:
         sweep_steps = 500 if quick else 20_000
         taus, seeds = (["0", "0.1"], 1) if quick else (["0", "0.01", "0.1", "1"], 8)
         n_alone = len(taus) * seeds if (args.sweep_all or quick) else 2
-        batched, alone = sweep_times(sweep_steps, taus, seeds, n_alone)
+        workload = WORKLOAD_A if args.sweep_workload == "A" else WORKLOAD_B
+        batched, alone, spent = sweep_times(workload, sweep_steps, taus, seeds, n_alone)
         scaled = (
             ""
             if n_alone == len(taus) * seeds
             else f" (mean of {n_alone} jobs × {len(taus) * seeds})"
         )
         print(
-            f"\nsweep {len(taus)} τ × {seeds} seeds, workload A, {sweep_steps} steps each: "
-            f"batched {batched:.1f} s; one process each {alone:.1f} s{scaled}; "
-            f"{alone / batched:.1f}× faster batched"
+            f"\nsweep {len(taus)} τ × {seeds} seeds, workload {args.sweep_workload}, "
+            f"{sweep_steps} steps each: batched {batched:.1f} s; one process each {alone:.1f} s"
+            f"{scaled}; {alone / batched:.1f}× faster batched"
         )
+        device_s, eval_s, elapsed = (spent[f"perf/{k}"] for k in ("device_s", "eval_s", "elapsed_s"))
+        print(
+            f"  where the batched sweep's {batched:.1f} s went: training scan {device_s:.1f} s "
+            f"(update vs act+env+buffer: see part 2), evaluation {eval_s:.1f} s, host I/O "
+            f"{elapsed - device_s - eval_s:.1f} s (records, files), and {batched - elapsed:.1f} s "
+            f"before the first step and after the last (process, Hydra, job dirs, wandb, the "
+            f"compiles not in the scan's first call)"
+        )
+    if not args.only_sweep:
+        print(
+            f"\nstart-up to the first env step (warm compilation cache): "
+            f"{startup_seconds(1 if quick else 3):.2f} s"
+        )
+
+
+def print_workload(
+    name: str,
+    overrides: list[str],
+    hidden: tuple[int, ...],
+    batch: int,
+    runs: int,
+    steps: int,
+    repeats: int,
+) -> None:
+    """Parts 1 and 2 for one workload: the update floors and the device driver beside them."""
+    cfg = config(*overrides)
+    bare = bare_update_seconds(hidden, batch, 1, repeats)
+    bare_v = bare_update_seconds(hidden, batch, runs, repeats)
+    own = learner_update_seconds(cfg, 1, repeats)
+    own_v = learner_update_seconds(cfg, runs, repeats)
+    one = device_rates(overrides, 1, steps, repeats)
+    many = device_rates(overrides, runs, steps, repeats)
+    per_update = 1 / one["env_steps_per_s_per_run"] / (cfg.train_updates / cfg.train_every)
+    print(f"\nworkload {name}  ({' '.join(overrides) or 'defaults'})")
     print(
-        f"\nstart-up to the first env step (warm compilation cache): "
-        f"{startup_seconds(1 if quick else 3):.2f} s"
+        f"  update floor, bare flax+optax:   {bare * 1e6:8.1f} µs/update   "
+        f"vmapped ×{runs}: {1 / bare_v:9.0f} run-updates/s"
     )
+    print(
+        f"  learner update (steps.update):  {own * 1e6:8.1f} µs/update   "
+        f"vmapped ×{runs}: {1 / own_v:9.0f} run-updates/s   ({own / bare:.2f}× the bare floor)"
+    )
+    print(
+        f"  device driver, 1 run:           {one['env_steps_per_s_per_run']:8.0f} env steps/s"
+        f"   per env step {1e6 / one['env_steps_per_s_per_run']:.1f} µs = "
+        f"{per_update / bare:.2f}× the bare update floor per update"
+    )
+    print(
+        f"  device driver, {runs} runs:        {many['run_updates_per_s']:8.0f} run-updates/s "
+        f"({many['run_updates_per_s'] * own_v:.2f}× the vmapped learner floor, "
+        f"{many['run_updates_per_s'] * bare_v:.2f}× the vmapped bare floor); "
+        f"{many['env_steps_per_s_per_run'] * runs:.0f} env steps/s in all"
+    )
+    chunk = many["chunk_s"]
+    print(f"  where a {steps}-step chunk of {runs} runs goes ({chunk:.3f} s): "
+          f"act+env+buffer {many['act_env_buffer_s'] / chunk:.0%}, "
+          f"update {many['update_s'] / chunk:.0%}; one evaluation: {many['eval_s']:.3f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -43,7 +43,13 @@ def test_a_batched_sweep_gives_each_job_the_files_of_a_plain_run(tmp_path):
         assert len(wandb_runs) == 1 and any(wandb_runs[0].glob("*.wandb"))
         evals = [r["step"] for r in records(d) if "eval/return_mean" in r]
         assert evals == [300, 600]
-        assert "perf/sps" in (d / "perf.jsonl").read_text()
+        perf = [json.loads(line) for line in (d / "perf.jsonl").read_text().splitlines()]
+        # one record per logger.every steps, and the final one after the last evaluation
+        assert [p["step"] for p in perf] == [200, 400, 600, 600]
+        assert all(p["perf/sps"] > 0 for p in perf[:-1]) and perf[-1]["perf/eval_s"] > 0
+        for p in perf:  # the batch's time in the scan and in evaluation, within its wall time
+            assert 0 < p["perf/device_s"] and 0 <= p["perf/eval_s"]
+            assert p["perf/device_s"] + p["perf/eval_s"] <= p["perf/elapsed_s"]
 
 
 def test_batched_jobs_log_the_same_metric_names_as_a_host_run(tmp_path):

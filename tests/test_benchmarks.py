@@ -22,9 +22,10 @@ def run(script: str, *args: str) -> str:
 
 
 def test_sweep_speed_quick_mode_prints_every_part():
-    out = run("sweep_speed.py", "--quick")
+    out = run("sweep_speed.py", "--quick", "--sweep-workload", "B")
     for part in ("update floor, bare flax+optax", "device driver, 1 run", "batched host driver",
-                 "sweep 2 τ × 1 seeds", "start-up to the first env step"):  # fmt: skip
+                 "sweep 2 τ × 1 seeds, workload B", "where the batched sweep's",
+                 "start-up to the first env step"):  # fmt: skip
         assert part in out, out
 
 

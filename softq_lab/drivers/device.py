@@ -517,6 +517,7 @@ def train_batch(
             run.last_eval = s.meta["last_eval"]
 
     tick = begin = time.perf_counter()
+    spent = {"perf/device_s": 0.0, "perf/eval_s": 0.0}  # the rest of the wall time is the host's
     checkpoint_every = (first.checkpoint.every,) if first.checkpoint.every else ()
     every = (first.logger.every, first.eval.every, *checkpoint_every)
     for stop in [b for b in chunk_bounds(first.total_steps, every) if b > start]:
@@ -526,19 +527,23 @@ def train_batch(
             np.asarray(x) for x in jax.device_get((runs.stopped_at, runs.diverged_at))
         )
         now = time.perf_counter()
+        spent["perf/device_s"] += now - tick
         sps = (stop - start) / (now - tick)
         _log_episodes(runs_host, out.steps, start)
         _log_divergence(runs_host, out, diverged_at)
         if stop % first.logger.every == 0:
-            _log_interval(runs_host, out, stop, sps, now - begin, stopped_at)
+            perf = {"perf/sps": sps, "perf/elapsed_s": now - begin, **spent}
+            _log_interval(runs_host, out, stop, perf, stopped_at)
         finishing = [
             r
             for r, run in enumerate(runs_host)
             if run.status == "running" and (stopped_at[r] > 0 or stop == first.total_steps)
         ]
         if stop % first.eval.every == 0 or finishing:
+            evaluating = time.perf_counter()
             runs, evals = fns.evaluate(runs, params)
             evals = jax.device_get(evals)
+            spent["perf/eval_s"] += time.perf_counter() - evaluating
             for r, run in enumerate(runs_host):
                 if run.status != "running":
                     continue
@@ -548,8 +553,11 @@ def train_batch(
                     run.last_eval = _eval_record(run, _take(evals, r))
                     run.log(at, run.last_eval)
         for r in finishing:
-            runs_host[r].status = "finished"
-            runs_host[r].step = int(stopped_at[r]) if stopped_at[r] > 0 else stop
+            run = runs_host[r]
+            run.status = "finished"
+            run.step = int(stopped_at[r]) if stopped_at[r] > 0 else stop
+            # the batch's timings once more, with the final evaluation
+            run.log(run.step, {"perf/elapsed_s": time.perf_counter() - begin, **spent})
         start, tick = stop, time.perf_counter()
         if all(run.status != "running" for run in runs_host):
             break
@@ -628,12 +636,11 @@ def _log_interval(
     runs: list[_Run],
     out: ChunkOut,
     step: int,
-    sps: float,
-    elapsed: float,
+    perf: dict[str, float],
     stopped_at: np.ndarray,
 ) -> None:
-    """The learner metrics' means since the last record. A run that completed its last episode
-    before `step` logs none (as on the host driver)."""
+    """The learner metrics' means since the last record, and the batch's timings (`perf`). A run
+    that completed its last episode before `step` logs none (as on the host driver)."""
     for r, run in enumerate(runs):
         if run.status != "running" or 0 < stopped_at[r] < step:
             continue
@@ -643,7 +650,7 @@ def _log_interval(
         }
         if out.learn_calls[r] > 0:
             record.update({f"learner/{k}": float(v[r]) for k, v in out.learner.items()})
-        run.log(step, {**record, "perf/sps": sps, "perf/elapsed_s": elapsed})
+        run.log(step, {**record, **perf})
 
 
 def _eval_record(run: _Run, out: EvalOut) -> dict[str, float]:
