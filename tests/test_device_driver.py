@@ -180,6 +180,28 @@ def test_a_batch_sharded_over_two_devices_logs_what_one_device_logs(tmp_path):
         )
 
 
+def test_a_stopped_run_keeps_its_learner_while_its_batch_mates_learn_on():
+    cfgs = [dataclasses.replace(config("total_steps=5000"), seed=s, total_episodes=n)
+            for s, n in [(0, 20), (1, None)]]  # fmt: skip
+    env = classic_control.cartpole()
+    fns = device.compiled(device.Program.of(cfgs[0], env))
+    params = jax.tree.map(lambda *x: np.stack(x), *[device.RunParams.of(c) for c in cfgs])
+    runs, _ = fns.chunk(fns.init(params), params, np.int32(0), 1500)
+    before = jax.device_get(runs)  # (the chunk donates its input)
+    assert 100 < before.stopped_at[0] < 1500 and before.stopped_at[1] == 0  # stopped, after learning
+    after = jax.device_get(fns.chunk(runs, params, np.int32(1500), 500)[0])
+
+    def same(r: int) -> bool:  # run r's learner is bit for bit what it was (keys as their data)
+        def data(state):
+            return jax.tree.leaves(state._replace(key=jax.random.key_data(state.key)))
+
+        pairs = zip(data(before.train.learner), data(after.train.learner), strict=True)
+        return all(np.array_equal(a[r], b[r]) for a, b in pairs)
+
+    assert same(0) and after.updates[0] == before.updates[0] > 0
+    assert not same(1) and after.updates[1] == before.updates[1] + 500
+
+
 @pytest.mark.parametrize("driver", ["device", "host"])
 def test_each_run_stops_after_its_own_number_of_episodes(driver):
     from softq_lab.drivers import batched_host
@@ -196,6 +218,7 @@ def test_each_run_stops_after_its_own_number_of_episodes(driver):
         envs = [make_gym.make(c.env) for c in cfgs]
         results = batched_host.train_batch(cfgs, envs, log_fns)
     for n, log, result in zip([5, 9], logs, results, strict=True):
+        log = [(s, r) for s, r in log if any(not k.startswith("perf/") for k in r)]  # not timings
         episodes = [(s, r) for s, r in log if "train/episode" in r]
         assert [r["train/episode"] for _, r in episodes] == list(range(n))
         last = episodes[-1][0]
