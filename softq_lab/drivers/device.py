@@ -341,11 +341,13 @@ def compiled(program: Program) -> Compiled:
                 learn_one = functools.partial(learn, freeze=freeze)
                 return lambda r: jax.vmap(learn_one, (0, 0, None))(r, params, step)
 
-            # While every run of the batch is running (nearly always), freezing the stopped ones
-            # changes nothing: skip its select per parameter (half of a small net's acting step).
-            everyone = jnp.all(runs.stopped_at == 0)
-            branch = jnp.where(due, jnp.where(everyone, 2, 1), 0)
-            out = jax.lax.switch(branch, [jax.vmap(learned), learning(True), learning(False)], runs)
+            def learn_all(runs: RunState) -> Learned:
+                # While every run of the batch is running (nearly always), freezing the stopped
+                # ones changes nothing: skip its select per parameter (half of a small net's step).
+                everyone = jnp.all(runs.stopped_at == 0)
+                return jax.lax.cond(everyone, learning(False), learning(True), runs)
+
+            out = jax.lax.cond(due, learn_all, jax.vmap(learned), runs)
             runs = runs._replace(
                 train=runs.train._replace(learner=out.learner, key=out.key),
                 metric_sum=out.metric_sum,
