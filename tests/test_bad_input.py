@@ -142,3 +142,19 @@ def test_unknown_group_option_is_hydras_own_error(tmp_path):
     assert result.returncode != 0
     assert "nosuchenv" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_each_optimizer_setting_is_checked_once_per_process(monkeypatch):
+    from softq_lab.run import config
+
+    checked, check = [], config._updates_finite
+    monkeypatch.setattr(config, "OPTIMIZERS_CHECKED", {})
+    monkeypatch.setattr(config, "_updates_finite", lambda *a: checked.append(a[2]) or check(*a))
+    for kwargs in [{"b1": 0.8}, {"b1": 0.8}, {"b1": 0.7}, {"b1": 0.8}]:  # a sweep's jobs
+        assert config._optimizer("adam", kwargs) == "adam"
+    assert checked == [{"b1": 0.8}, {"b1": 0.7}]
+    for _ in range(2):  # a bad setting is refused for every job that has it
+        with pytest.raises(config.ConfigError, match=r"optax\.sgd makes non-finite updates"):
+            config._optimizer("sgd", {"momentum": float("inf")})
+        with pytest.raises(config.ConfigError, match=r"not accepted by optax\.adam"):
+            config._optimizer("adam", {"b1": "abc"})
